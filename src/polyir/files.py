@@ -1,0 +1,90 @@
+"""File helpers shared by every reader and writer: line-numbered JSONL input and all-or-nothing output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from polyir.errors import InputError
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for every non-blank line; a file with no object is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path)
+    empty = True
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"malformed JSON ({error.msg}); expected one JSON object per line", path, number)
+            if not isinstance(record, dict):
+                raise InputError(f"expected a JSON object, got {type(record).__name__}", path, number)
+            empty = False
+            yield number, record
+    if empty:
+        raise InputError("empty file; expected one JSON object per line", path)
+
+
+def require(record: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path, line: int) -> Any:
+    """Return record[key], or fail naming the field and the type expected."""
+    if key not in record:
+        raise InputError(f"missing field '{key}'", path, line)
+    value = record[key]
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise InputError(f"field '{key}' must be {names}, got {type(value).__name__}", path, line)
+    return value
+
+
+def write_jsonl(path: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Build a directory under a temporary name beside `target`, then rename it into place.
+
+    On any error the temporary directory is removed, so a reader never sees half an output."""
+    target = Path(target)
+    if target.exists() and not overwrite and (not target.is_dir() or any(target.iterdir())):
+        raise InputError("output exists and is not empty; pass --overwrite to replace it", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield staging
+        if target.exists():
+            trash = staging.with_name(staging.name + ".old")
+            os.replace(target, trash)
+            os.replace(staging, target)
+            shutil.rmtree(trash)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file under a temporary name, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

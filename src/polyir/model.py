@@ -1,0 +1,181 @@
+"""BiEncoder: one shared Hugging Face encoder (encoder-only, or the encoder of a seq2seq model such as M2M-100)
+that turns prefixed, language-tagged texts into pooled, L2-normalised embeddings."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from polyir.config import EncoderSettings
+from polyir.errors import InputError
+from polyir.files import atomic_dir
+from polyir.languages import LanguageResolver
+
+Kind = Literal["query", "passage"]
+SETTINGS_FILE = "polyir_config.json"
+
+
+def model_languages(tokenizer) -> list[str] | None:
+    """Language codes the tokenizer can prefix (M2M-100, NLLB), or None for a language-agnostic tokenizer."""
+    codes = getattr(tokenizer, "lang_code_to_id", None)
+    if codes:
+        return list(codes)
+    if hasattr(tokenizer, "src_lang"):
+        special = getattr(tokenizer, "extra_special_tokens", None) or tokenizer.additional_special_tokens
+        return [token for token in special if "_" in token and not token.startswith("<")] or None
+    return None
+
+
+def sentence_transformers_settings(path: Path) -> dict:
+    """Read pooling, normalisation, prompts and length from a sentence-transformers folder, when it is one."""
+    if not (path / "modules.json").is_file():
+        return {}
+    modules = json.loads((path / "modules.json").read_text())
+    found: dict = {"normalize": any(m["type"].endswith("Normalize") for m in modules)}
+    for module in modules:
+        if module["type"].endswith("Pooling"):
+            pooling = json.loads((path / module["path"] / "config.json").read_text())
+            found["pooling"] = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
+    if (path / "sentence_bert_config.json").is_file():
+        length = json.loads((path / "sentence_bert_config.json").read_text()).get("max_seq_length")
+        if length:
+            found["max_query_length"] = found["max_passage_length"] = length
+    if (path / "config_sentence_transformers.json").is_file():
+        prompts = json.loads((path / "config_sentence_transformers.json").read_text()).get("prompts") or {}
+        for kind in ("query", "passage"):
+            if kind in prompts:
+                found[f"{kind}_prefix"] = prompts[kind]
+    return found
+
+
+class BiEncoder(nn.Module):
+    def __init__(self, backbone: nn.Module, tokenizer, settings: EncoderSettings):
+        super().__init__()
+        self.backbone = backbone
+        self.encoder = backbone.get_encoder() if backbone.config.is_encoder_decoder else backbone
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.languages = LanguageResolver(model_languages(tokenizer), settings.lang_map)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, **overrides) -> BiEncoder:
+        """Load a hub id or a local folder; settings come from polyir_config.json or sentence-transformers
+        files when present, then from `overrides` (keys of EncoderSettings; None values are ignored)."""
+        path = Path(name_or_path)
+        saved: dict = sentence_transformers_settings(path) if path.is_dir() else {}
+        if (path / SETTINGS_FILE).is_file():
+            saved = json.loads((path / SETTINGS_FILE).read_text())
+        saved.update({key: value for key, value in overrides.items() if value is not None})
+        settings = EncoderSettings(**saved)
+        try:
+            config = AutoConfig.from_pretrained(str(name_or_path))
+        except OSError as error:
+            raise InputError(f"cannot load a Hugging Face model from '{name_or_path}': {error}") from None
+        backbone = AutoModel.from_pretrained(str(name_or_path), config=config)
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        return cls(backbone, tokenizer, settings)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    @property
+    def dimension(self) -> int:
+        return self.encoder.config.hidden_size
+
+    def tokenize(self, texts: list[str], langs: list[str], kind: Kind) -> list[list[int]]:
+        """Token ids per text: prefix, the language token of each text's own language, truncation."""
+        prefix = self.settings.query_prefix if kind == "query" else self.settings.passage_prefix
+        max_length = self.settings.max_query_length if kind == "query" else self.settings.max_passage_length
+        groups: dict[str | None, list[int]] = defaultdict(list)
+        for index, lang in enumerate(langs):
+            groups[self.languages.resolve(lang)].append(index)
+        ids: list[list[int]] = [[] for _ in texts]
+        for code, indices in groups.items():
+            batch = [prefix + texts[i] for i in indices]
+            if code is None and self.languages.uses_language_tokens:
+                # Explicit "no language token" fallback: the text and the end-of-sequence token only.
+                encoded = self.tokenizer(batch, add_special_tokens=False, truncation=True, max_length=max_length - 1)
+                encoded = [row + [self.tokenizer.eos_token_id] for row in encoded["input_ids"]]
+            else:
+                if code is not None:
+                    self.tokenizer.src_lang = code  # the tokenizer's own mechanism puts __code__ first
+                encoded = self.tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]
+            for i, row in zip(indices, encoded):
+                ids[i] = row
+        return ids
+
+    def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        return {key: value.to(self.device) for key, value in batch.items()}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if self.settings.pooling == "cls":
+            pooled = states[:, 0]
+        else:
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return F.normalize(pooled, dim=-1) if self.settings.normalize else pooled
+
+    def embed(self, texts: list[str], langs: list[str], kind: Kind) -> torch.Tensor:
+        """Embeddings with a graph, for training."""
+        return self(**self.collate(self.tokenize(texts, langs, kind)))
+
+    @torch.no_grad()
+    def encode(self, texts: list[str], langs: list[str], kind: Kind, batch_size: int = 128,
+               show_progress: bool = True) -> torch.Tensor:
+        """Float32 CPU embeddings, batched in order of length so that little compute goes to padding."""
+        ids = self.tokenize(texts, langs, kind)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = torch.empty(len(ids), self.dimension)
+        was_training = self.training
+        self.eval()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        try:
+            with autocast, tqdm(total=len(ids), desc=f"encode {kind}s", unit=kind[0],
+                                disable=not show_progress, leave=False) as bar:
+                for start in range(0, len(order), batch_size):
+                    chunk = order[start:start + batch_size]
+                    out[chunk] = self(**self.collate([ids[i] for i in chunk])).float().cpu()
+                    bar.update(len(chunk))
+        finally:
+            self.train(was_training)
+        return out
+
+    def save(self, path: str | Path, overwrite: bool = True) -> None:
+        """Safetensors weights + tokenizer + polyir settings; encoder-only models also as sentence-transformers."""
+        with atomic_dir(path, overwrite=overwrite) as staging:
+            self.backbone.save_pretrained(staging)
+            self.tokenizer.save_pretrained(staging)
+            (staging / SETTINGS_FILE).write_text(self.settings.model_dump_json(indent=2))
+            if not self.backbone.config.is_encoder_decoder:
+                self._write_sentence_transformers_files(staging)
+
+    def _write_sentence_transformers_files(self, folder: Path) -> None:
+        s = self.settings
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+        if s.normalize:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+            (folder / "2_Normalize").mkdir()
+        (folder / "modules.json").write_text(json.dumps(modules, indent=2))
+        (folder / "1_Pooling").mkdir()
+        (folder / "1_Pooling" / "config.json").write_text(json.dumps({
+            "word_embedding_dimension": self.dimension, "pooling_mode_cls_token": s.pooling == "cls",
+            "pooling_mode_mean_tokens": s.pooling == "mean", "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True}, indent=2))
+        (folder / "sentence_bert_config.json").write_text(json.dumps(
+            {"max_seq_length": max(s.max_query_length, s.max_passage_length), "do_lower_case": False}))
+        (folder / "config_sentence_transformers.json").write_text(json.dumps(
+            {"prompts": {"query": s.query_prefix, "passage": s.passage_prefix}, "default_prompt_name": None,
+             "similarity_fn_name": "cosine" if s.normalize else "dot"}, indent=2))

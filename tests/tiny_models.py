@@ -1,0 +1,66 @@
+"""Real, tiny Hugging Face models built from scratch on ../shared/data text (nothing is downloaded).
+
+- tiny M2M-100: a SentencePiece BPE model trained here, M2M-100's vocab.json layout and its 100 language tokens,
+  random weights in the real M2M100 architecture;
+- tiny BERT: a WordPiece vocabulary trained here, random weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sentencepiece as spm
+from tokenizers import BertWordPieceTokenizer
+from transformers import BertConfig, BertModel, BertTokenizer, M2M100Config, M2M100Model, M2M100Tokenizer
+
+
+def training_text(data_dir: Path, out: Path) -> Path:
+    """Sentences in every FLORES language, so every script has pieces."""
+    lines = []
+    for path in sorted((data_dir / "flores-sib200").glob("*_*.txt")):
+        lines.extend(path.read_text(encoding="utf-8").splitlines()[:300])
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return out
+
+
+def build_tiny_m2m100(data_dir: Path, folder: Path, vocab_size: int = 2000, dropout: float = 0.1) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = training_text(data_dir, folder / "spm-train.txt")
+    spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "spm"), vocab_size=vocab_size,
+                                   model_type="bpe", character_coverage=0.9995, num_threads=2,
+                                   minloglevel=2)
+    text.unlink()
+    processor = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
+    for index in range(processor.get_piece_size()):
+        piece = processor.id_to_piece(index)
+        if not processor.is_control(index) and not processor.is_unknown(index):
+            vocab.setdefault(piece, len(vocab))
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    tokenizer = M2M100Tokenizer(str(folder / "vocab.json"), str(folder / "spm.model"))
+    # as in facebook/m2m100_418M: SentencePiece pieces, then the language tokens, then 8 "madeup" words
+    config = M2M100Config(vocab_size=max(tokenizer.lang_code_to_id.values()) + 1 + 8, d_model=32, encoder_layers=2, decoder_layers=1,
+                          encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                          decoder_ffn_dim=64, max_position_embeddings=512, dropout=dropout,
+                          attention_dropout=dropout, encoder_layerdrop=0.0, decoder_layerdrop=0.0)
+    out = folder / "model"
+    M2M100Model(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_tiny_bert(data_dir: Path, folder: Path, vocab_size: int = 3000) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    text = training_text(data_dir, folder / "wp-train.txt")
+    trainer = BertWordPieceTokenizer(lowercase=False)
+    trainer.train([str(text)], vocab_size=vocab_size, show_progress=False)
+    text.unlink()
+    out = folder / "model"
+    out.mkdir(exist_ok=True)
+    trainer.save_model(str(out))
+    tokenizer = BertTokenizer.from_pretrained(out, do_lower_case=False)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -39,8 +39,9 @@ def build_tiny_m2m100(data_dir: Path, folder: Path, vocab_size: int = 2000, drop
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     tokenizer = M2M100Tokenizer(str(folder / "vocab.json"), str(folder / "spm.model"))
     # as in facebook/m2m100_418M: SentencePiece pieces, then the language tokens, then 8 "madeup" words
-    config = M2M100Config(vocab_size=max(tokenizer.lang_code_to_id.values()) + 1 + 8, d_model=32, encoder_layers=2, decoder_layers=1,
-                          encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+    config = M2M100Config(vocab_size=max(tokenizer.lang_code_to_id.values()) + 1 + 8, d_model=32,
+                          encoder_layers=2, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
+                          encoder_ffn_dim=64,
                           decoder_ffn_dim=64, max_position_embeddings=512, dropout=dropout,
                           attention_dropout=dropout, encoder_layerdrop=0.0, decoder_layerdrop=0.0)
     out = folder / "model"

@@ -9,9 +9,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from polyir.errors import InputError
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: temporary files get the permissions a plain open() would give
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -27,7 +30,8 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise InputError(f"malformed JSON ({error.msg}); expected one JSON object per line", path, number)
+                raise InputError(f"malformed JSON ({error.msg}); expected one JSON object per line", path,
+                                 number) from None
             if not isinstance(record, dict):
                 raise InputError(f"expected a JSON object, got {type(record).__name__}", path, number)
             empty = False
@@ -63,6 +67,7 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise InputError("output exists and is not empty; pass --overwrite to replace it", target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(0o777 & ~_UMASK)
     try:
         yield staging
         if target.exists():
@@ -77,13 +82,16 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file under a temporary name, then rename it into place."""
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[TextIO]:
+    """Write a text file under a temporary name, then rename it into place."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.chmod(temporary, 0o666 & ~_UMASK)
         with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
+            yield out
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -62,7 +62,7 @@ def read_language(path: Path, lang: str) -> list[Article]:
             if len(texts) != len(breaks):
                 raise InputError(f"{where} has {len(texts)} sentences but {len(breaks)} sentence_breaks", path)
             ids = [f"{lang}-{a}-{p}-{s}" for s in range(len(texts))]
-            sentences.update(zip(ids, texts))
+            sentences.update(zip(ids, (text.strip() for text in texts)))
             for q, qa in enumerate(_get(paragraph, "qas", list, path, where)):
                 answers = _get(qa, "answers", list, path, f"{where}.qas[{q}]")
                 if not answers:

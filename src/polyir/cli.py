@@ -1,0 +1,163 @@
+"""The `polyir` command: parse arguments, call one library function per command, map errors to exit codes
+(0 success, 2 bad input or configuration, 1 internal error)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from polyir.errors import InputError
+
+app = typer.Typer(help=__doc__.split("\n")[0], no_args_is_help=True, pretty_exceptions_enable=False,
+                  add_completion=False)
+prepare_app = typer.Typer(help="Turn raw data into train.jsonl and BEIR folders with `lang` fields.",
+                          no_args_is_help=True)
+app.add_typer(prepare_app, name="prepare")
+console = Console(stderr=True)
+
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")]
+
+
+@prepare_app.command("lareqa")
+def prepare_lareqa(
+    src_dir: Annotated[Path, typer.Argument(help="Folder of <lang>.json files (XQuAD-R or MLQA-R).")],
+    out_dir: Annotated[Path, typer.Argument(help="Output folder: train.jsonl and eval/ (a BEIR folder).")],
+    holdout: Annotated[float, typer.Option(help="Share of articles held out for evaluation (1 = eval only).")],
+    seed: Annotated[int, typer.Option(help="Seed of the article split.")] = 0,
+    overwrite: Overwrite = False,
+) -> None:
+    """XQuAD-R / MLQA-R → OUT/train.jsonl (parallel examples) + OUT/eval/ (held-out articles), split by article."""
+    from polyir.data import write_beir, write_train
+    from polyir.data.lareqa import evaluation_task, read_lareqa, split_articles, training_examples
+    from polyir.files import atomic_dir
+
+    by_lang = read_lareqa(src_dir)
+    train, held_out = split_articles(len(next(iter(by_lang.values()))), holdout, seed)
+    with atomic_dir(out_dir, overwrite) as staging:
+        if train:
+            write_train(training_examples(by_lang, train), staging / "train.jsonl")
+        if held_out:
+            (staging / "eval").mkdir()
+            write_beir(evaluation_task(by_lang, held_out), staging / "eval")
+    console.print(f"{out_dir}: {len(train)} training and {len(held_out)} evaluation articles, "
+                  f"{len(by_lang)} languages")
+
+
+@prepare_app.command("bitext")
+def prepare_bitext(
+    src_dir: Annotated[Path, typer.Argument(help="Folder of line-aligned <code>.txt files (optional ids.txt).")],
+    out_dir: Annotated[Path, typer.Argument(help="Output BEIR folder.")],
+    pivot: Annotated[str, typer.Option(help="Language of the corpus; queries are the other languages.")],
+    langs: Annotated[str | None, typer.Option(help="Comma-separated languages (default: every file).")] = None,
+    pooled: Annotated[bool, typer.Option("--pooled", help="Corpus of every language instead of the pivot.")] = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Line-aligned translations → a BEIR folder for bitext retrieval (query in X, its translation relevant)."""
+    from polyir.data import write_beir
+    from polyir.data.bitext import bitext_task
+    from polyir.files import atomic_dir
+
+    chosen = [code.strip() for code in langs.split(",") if code.strip()] if langs else None
+    task = bitext_task(src_dir, pivot, chosen, pooled, name=out_dir.name)
+    with atomic_dir(out_dir, overwrite) as staging:
+        write_beir(task, staging)
+    console.print(f"{out_dir}: {len(task.queries)} queries, {len(task.corpus)} documents, "
+                  f"languages {', '.join(task.query_languages)} -> {', '.join(task.corpus_languages)}")
+
+
+def parse_lang_map(pairs: list[str]) -> dict[str, str | None]:
+    """`swh_Latn=sw` pairs; an empty right side means no language token."""
+    mapping = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source:
+            raise InputError(f"--lang-map expects CODE=MODEL_CODE (or CODE= for no language token), got '{pair}'")
+        mapping[source] = target or None
+    return mapping
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="Model folder or Hugging Face hub id.")],
+    task: Annotated[list[Path], typer.Option(help="BEIR folder (repeat for several tasks).")],
+    out: Annotated[Path, typer.Option(help="Output folder: metrics.json and runs/<task>.trec.")],
+    depth: Annotated[int, typer.Option(min=0, help="Documents per query in the runs (0 = whole corpus).")] = 1000,
+    split: Annotated[str, typer.Option(help="Qrels split: qrels/<split>.tsv.")] = "test",
+    lang: Annotated[str | None, typer.Option(help="Language of task folders whose lines have no `lang`.")] = None,
+    lang_map: Annotated[list[str] | None, typer.Option(help="Dataset code to model code, e.g. swh_Latn=sw.")] = None,
+    query_prefix: Annotated[str | None, typer.Option(help="Overrides the model's query prefix.")] = None,
+    passage_prefix: Annotated[str | None, typer.Option(help="Overrides the model's passage prefix.")] = None,
+    max_query_length: Annotated[int | None, typer.Option(min=1)] = None,
+    max_passage_length: Annotated[int | None, typer.Option(min=1)] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per encoding batch.")] = 128,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")] = "auto",
+    overwrite: Overwrite = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Zero-shot evaluation in every setting the tasks' languages allow (mono / cross / multi)."""
+    import torch
+
+    from polyir.data import read_beir
+    from polyir.evaluate import evaluate_task
+    from polyir.files import atomic_dir
+    from polyir.model import BiEncoder
+
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    tasks = [read_beir(folder, split, lang) for folder in task]
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise InputError(f"two tasks share a folder name ({', '.join(names)}); expected distinct names")
+    overrides = {"query_prefix": query_prefix, "passage_prefix": passage_prefix,
+                 "max_query_length": max_query_length, "max_passage_length": max_passage_length}
+    if lang_map:
+        overrides["lang_map"] = parse_lang_map(lang_map)
+    encoder = BiEncoder.from_pretrained(model, **overrides)
+    encoder.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    results = {}
+    with atomic_dir(out, overwrite) as staging:
+        for retrieval_task in tasks:
+            evaluation = evaluate_task(encoder, retrieval_task, depth, batch_size,
+                                       run_path=staging / "runs" / f"{retrieval_task.name}.trec",
+                                       show_progress=not quiet)
+            results[retrieval_task.name] = evaluation.table
+        (staging / "metrics.json").write_text(json.dumps(results, indent=2))
+    for name, table in results.items():
+        print_summary(name, table)
+
+
+def print_summary(name: str, table: dict) -> None:
+    summary = table["summary"]
+    metrics = list(dict.fromkeys(m for values in summary.values() for m in values))
+    view = Table(title=f"{name} (macro averages)")
+    view.add_column("setting")
+    view.add_column("n")
+    for metric in metrics:
+        view.add_column(metric, justify="right")
+    for setting, values in summary.items():
+        count = sum(entry["n"] for entry in table[setting].values())
+        view.add_row(setting, str(count), *(f"{values[m]:.4g}" if m in values else "" for m in metrics))
+    Console(width=max(140, console.width)).print(view)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=True)
+    except InputError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception:  # noqa: BLE001 - anything else is polyir's fault
+        traceback.print_exc()
+        console.print("[red]internal error[/red]: please report it with the traceback above")
+        sys.exit(1)

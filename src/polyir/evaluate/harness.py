@@ -21,7 +21,7 @@ from polyir.evaluate.metrics import (
     rank_distance,
     relevant_ranks,
 )
-from polyir.evaluate.search import NO_DOC, ScanResult, relevant_scores, scan
+from polyir.evaluate.search import NO_DOC, Scored, count_above, top_k
 from polyir.files import atomic_file
 from polyir.model import BiEncoder
 
@@ -38,40 +38,44 @@ class TaskEvaluation:
 
 @dataclass
 class _Scored:
-    """A task after search: documents ordered by language group, relevant documents, one scan per group."""
+    """A task after search: documents in language-group order, each query's relevant documents (positions in
+    that order), and per corpus language the top-k lists and the counts of documents ranked before each
+    relevant one."""
 
     task: RetrievalTask
-    doc_ids: list[str]  # in group order
-    groups: dict[str, tuple[int, int]]  # corpus language -> [start, end) in group order
-    relevant: torch.Tensor  # (Q, R) positions in group order, NO_DOC padding
+    doc_ids: list[str]
+    groups: dict[str, tuple[int, int]]  # corpus language -> [start, end) positions
+    relevant: torch.Tensor  # (Q, R) positions, NO_DOC padding
     rel_scores: torch.Tensor  # (Q, R)
-    scans: dict[str, ScanResult]
+    tops: dict[str, Scored]
+    above: dict[str, torch.Tensor]  # (Q, R) per corpus language
 
     def ranking(self, q: int, langs: list[str], depth: int) -> list[tuple[str, float]]:
         """Top documents of query q in the corpus of `langs` (merged across language groups)."""
-        scores = torch.cat([self.scans[lang].top_scores[q] for lang in langs])
-        index = torch.cat([self.scans[lang].top_index[q] + self.groups[lang][0] for lang in langs])
-        values, order = scores.topk(min(depth, len(scores)))
-        return [(self.doc_ids[i], float(v)) for i, v in zip(index[order].tolist(), values.tolist()) if v > -1e30]
+        scores = torch.cat([self.tops[lang].top_scores[q] for lang in langs])
+        index = torch.cat([self.tops[lang].top_index[q] + self.groups[lang][0] for lang in langs])
+        order = scores.sort(descending=True, stable=True).indices[:depth]  # groups are in position order
+        return [(self.doc_ids[i], v) for i, v in zip(index[order].tolist(), scores[order].tolist()) if v > -1e30]
 
     def ranks(self, q: int, langs: list[str]) -> list[int]:
         """Exact ranks, in the corpus of `langs`, of the query's relevant documents that lie in it."""
+        spans = [self.groups[lang] for lang in langs]
         chosen = [j for j, position in enumerate(self.relevant[q].tolist())
-                  if position != NO_DOC and any(a <= position < b for a, b in (self.groups[g] for g in langs))]
-        above = [sum(int(self.scans[lang].above[q, j]) for lang in langs) for j in chosen]
-        return relevant_ranks([float(self.rel_scores[q, j]) for j in chosen], above)
+                  if position != NO_DOC and any(a <= position < b for a, b in spans)]
+        return relevant_ranks([float(self.rel_scores[q, j]) for j in chosen],
+                              [int(self.relevant[q, j]) for j in chosen],
+                              [sum(int(self.above[lang][q, j]) for lang in langs) for j in chosen])
 
 
 def _search(model: BiEncoder, task: RetrievalTask, depth: int, batch_size: int, show_progress: bool) -> _Scored:
     groups: dict[str, list[int]] = defaultdict(list)
     for index, doc in enumerate(task.corpus):
         groups[doc.lang].append(index)
-    order = [i for lang in sorted(groups) for i in groups[lang]]
     bounds, start = {}, 0
     for lang in sorted(groups):
         bounds[lang] = (start, start + len(groups[lang]))
         start += len(groups[lang])
-    docs = [task.corpus[i] for i in order]
+    docs = [task.corpus[i] for lang in sorted(groups) for i in groups[lang]]
     doc_emb = model.encode([f"{d.title} {d.text}" if d.title else d.text for d in docs], [d.lang for d in docs],
                            "passage", batch_size, show_progress)
     query_emb = model.encode([q.text for q in task.queries], [q.lang for q in task.queries], "query", batch_size,
@@ -80,15 +84,19 @@ def _search(model: BiEncoder, task: RetrievalTask, depth: int, batch_size: int, 
     judged = [[position[d] for d, grade in task.qrels.get(q.id, {}).items() if grade > 0] for q in task.queries]
     width = max(1, max(map(len, judged)))
     relevant = torch.tensor([row + [NO_DOC] * (width - len(row)) for row in judged], dtype=torch.long)
-    rel_scores = relevant_scores(query_emb, doc_emb, relevant)
-    exclude = torch.tensor([position.get(q.id, NO_DOC) for q in task.queries], dtype=torch.long)
-    scans = {}
-    for lang, (a, b) in bounds.items():
-        k = (b - a) if depth == 0 else max(depth, LIBRARY_DEPTH)
-        local = torch.where((relevant >= a) & (relevant < b), relevant - a, NO_DOC)
-        local_exclude = torch.where((exclude >= a) & (exclude < b), exclude - a, NO_DOC)
-        scans[lang] = scan(query_emb, doc_emb[a:b], k, local, rel_scores, local_exclude)
-    return _Scored(task, [d.id for d in docs], bounds, relevant, rel_scores, scans)
+    exclude = torch.tensor([[position.get(q.id, NO_DOC)] for q in task.queries], dtype=torch.long)
+
+    def local(index: torch.Tensor, a: int, b: int) -> torch.Tensor:
+        return torch.where((index >= a) & (index < b), index - a, NO_DOC)
+
+    tops = {lang: top_k(query_emb, doc_emb[a:b], (b - a) if depth == 0 else max(depth, LIBRARY_DEPTH),
+                        local(relevant, a, b), local(exclude, a, b)) for lang, (a, b) in bounds.items()}
+    rel_scores = torch.full(relevant.shape, float("nan"))
+    for found in tops.values():
+        rel_scores = torch.where(found.rel_scores.isnan(), rel_scores, found.rel_scores)
+    above = {lang: count_above(query_emb, doc_emb[a:b], local(relevant, a, b), local(exclude, a, b), rel_scores,
+                               relevant, offset=a) for lang, (a, b) in bounds.items()}
+    return _Scored(task, [d.id for d in docs], bounds, relevant, rel_scores, tops, above)
 
 
 def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:

@@ -1,6 +1,6 @@
 """Per-query measures: the standard ones through ir_measures (trec_eval's implementations), and the two that no
 library has: LAReQA's mAP over the full ranking and the rank distance of Huang et al. (2023), both from exact
-ranks. Ties between a relevant and a non-relevant score count in favour of the relevant document."""
+ranks (ties broken by corpus position, as in the runs)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,13 @@ Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
 
 
-def relevant_ranks(scores: list[float], above: list[int]) -> list[int]:
+def relevant_ranks(scores: list[float], positions: list[int], above: list[int]) -> list[int]:
     """Full-ranking ranks of a query's relevant documents, best first.
 
-    scores: the relevant documents' scores; above: for each, the number of non-relevant documents scoring
-    higher. The i-th best relevant document (1-based) is preceded by i - 1 relevant ones."""
-    order = sorted(range(len(scores)), key=lambda j: -scores[j])
+    scores / positions: the relevant documents' scores and corpus positions (ties go to the earlier position);
+    above: for each, the number of non-relevant documents ranked before it. The i-th best relevant document
+    (1-based) is preceded by i - 1 relevant ones."""
+    order = sorted(range(len(scores)), key=lambda j: (-scores[j], positions[j]))
     return [i + 1 + above[j] for i, j in enumerate(order)]
 
 

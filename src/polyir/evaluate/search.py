@@ -1,11 +1,13 @@
 """Exact dense search in chunks: top-k per query, and the exact full-corpus rank of every relevant document.
 
-The rank of a document is 1 + the number of documents that score higher, so ranks need only a count per
-relevant document, never a sort of the corpus; queries and documents are processed in chunks so that a corpus
-of millions never needs the whole query-by-document matrix in memory."""
+The rank of a document is 1 + the number of documents ranked before it, so ranks need only a count per relevant
+document, never a sort of the corpus. Queries and documents go in chunks, so that a corpus of millions never
+needs the whole query-by-document matrix in memory. Ties are broken by corpus position (earlier first), in the
+runs and in the ranks alike, so that metrics recomputed from a run agree exactly."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -15,61 +17,82 @@ COMPARE_BUDGET = 1 << 26  # elements of the (queries x relevant x docs) comparis
 
 
 @dataclass
-class ScanResult:
-    """One query set scanned against one document group (indices are local to the group)."""
-
-    top_scores: torch.Tensor  # (Q, k) descending
-    top_index: torch.Tensor  # (Q, k)
-    above: torch.Tensor  # (Q, R): documents of the group, not relevant to the query, scoring above relevant r
+class Scored:
+    top_scores: torch.Tensor  # (Q, k) best first
+    top_index: torch.Tensor  # (Q, k) positions of the documents
+    rel_scores: torch.Tensor  # (Q, R) scores of the relevant documents found here, NaN elsewhere
 
 
-def relevant_scores(queries: torch.Tensor, docs: torch.Tensor, relevant: torch.Tensor) -> torch.Tensor:
-    """Scores of each query's relevant documents (`relevant` holds global indices, NO_DOC for padding)."""
-    gathered = docs[relevant.clamp(min=0)]  # (Q, R, d)
-    scores = torch.einsum("qd,qrd->qr", queries, gathered)
-    return scores.masked_fill(relevant == NO_DOC, float("nan"))
+def _blocks(queries: torch.Tensor, docs: torch.Tensor, query_chunk: int, doc_chunk: int
+            ) -> Iterator[tuple[slice, int, torch.Tensor]]:
+    for q0 in range(0, queries.shape[0], query_chunk):
+        rows = slice(q0, min(q0 + query_chunk, queries.shape[0]))
+        for d0 in range(0, docs.shape[0], doc_chunk):
+            yield rows, d0, queries[rows] @ docs[d0:d0 + doc_chunk].T
 
 
-def scan(queries: torch.Tensor, docs: torch.Tensor, k: int, relevant: torch.Tensor, rel_scores: torch.Tensor,
-         exclude: torch.Tensor | None = None, query_chunk: int = 1024, doc_chunk: int = 16384) -> ScanResult:
-    """Top-k of `docs` for every query, and counts of non-relevant documents above each relevant score.
+def _in_chunk(index: torch.Tensor, d0: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) pairs of the entries of `index` (Q, R) that fall into documents [d0, d0 + width)."""
+    rows, cols = ((index >= d0) & (index < d0 + width)).nonzero(as_tuple=True)
+    return rows, cols
 
-    relevant: (Q, R) indices into `docs` of the query's relevant documents that lie in this group (NO_DOC
-    otherwise); rel_scores: (Q, R) the scores of all the query's relevant documents (NaN for padding);
-    exclude: (Q,) a document index to leave out of the query's ranking (BEIR's identical-id rule), or NO_DOC."""
-    n_queries, n_docs = queries.shape[0], docs.shape[0]
-    k = min(k, n_docs)
-    top_scores = torch.empty(n_queries, k)
-    top_index = torch.empty(n_queries, k, dtype=torch.long)
+
+def _best(scores: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best of each row by (score descending, position ascending)."""
+    by_position = index.argsort(dim=1)
+    scores, index = scores.gather(1, by_position), index.gather(1, by_position)
+    order = scores.sort(dim=1, descending=True, stable=True).indices[:, :k]
+    return scores.gather(1, order), index.gather(1, order)
+
+
+def top_k(queries: torch.Tensor, docs: torch.Tensor, k: int, relevant: torch.Tensor, exclude: torch.Tensor,
+          query_chunk: int = 1024, doc_chunk: int = 16384) -> Scored:
+    """Top-k documents of every query, and the scores of its relevant documents (`relevant`: (Q, R) positions in
+    `docs`, NO_DOC elsewhere). `exclude`: (Q, 1) a position left out of the query's ranking, or NO_DOC."""
+    n_queries = queries.shape[0]
+    k = min(k, docs.shape[0])
+    top_scores = torch.full((n_queries, 0), float("-inf"))
+    top_index = torch.empty((n_queries, 0), dtype=torch.long)
+    parts_scores, parts_index = [], []
+    rel_scores = torch.full(relevant.shape, float("nan"))
+    for rows, d0, scores in _blocks(queries, docs, query_chunk, doc_chunk):
+        r, c = _in_chunk(relevant[rows], d0, scores.shape[1])
+        rel_scores[rows][r, c] = scores[r, relevant[rows][r, c] - d0]
+        r, c = _in_chunk(exclude[rows], d0, scores.shape[1])
+        scores[r, exclude[rows][r, c] - d0] = float("-inf")
+        values, index = scores.topk(min(k, scores.shape[1]), dim=1)
+        index += d0
+        if d0 == 0:
+            parts_scores.append(values)
+            parts_index.append(index)
+        else:
+            parts_scores[-1], parts_index[-1] = _best(torch.cat([parts_scores[-1], values], 1),
+                                                      torch.cat([parts_index[-1], index], 1), k)
+    if parts_scores:
+        top_scores, top_index = torch.cat(parts_scores), torch.cat(parts_index)
+    # topk() leaves the order of ties open: restore (score, position) order once more
+    return Scored(*_best(top_scores, top_index, k), rel_scores)
+
+
+def count_above(queries: torch.Tensor, docs: torch.Tensor, relevant: torch.Tensor, exclude: torch.Tensor,
+                rel_scores: torch.Tensor, rel_position: torch.Tensor, offset: int = 0, query_chunk: int = 1024,
+                doc_chunk: int = 16384) -> torch.Tensor:
+    """(Q, R): how many documents of `docs` that are not relevant to the query rank before each relevant one.
+
+    rel_scores / rel_position: score and corpus position of every relevant document of the query (NaN / any
+    for padding); `docs` start at corpus position `offset`; `relevant` marks the query's relevant documents
+    among `docs` (local positions, NO_DOC elsewhere), which are not counted, nor is `exclude` (as in top_k)."""
     above = torch.zeros(rel_scores.shape, dtype=torch.long)
     width = max(1, rel_scores.shape[1])
-    for q0 in range(0, n_queries, query_chunk):
-        q1 = min(q0 + query_chunk, n_queries)
-        best_scores = torch.full((q1 - q0, 0), float("-inf"))
-        best_index = torch.empty((q1 - q0, 0), dtype=torch.long)
-        for d0 in range(0, n_docs, doc_chunk):
-            d1 = min(d0 + doc_chunk, n_docs)
-            scores = queries[q0:q1] @ docs[d0:d1].T
-            _drop(scores, exclude[q0:q1] if exclude is not None else None, d0, d1)
-            chunk_k = min(k, d1 - d0)
-            values, index = scores.topk(chunk_k, dim=1)
-            best_scores, order = torch.cat([best_scores, values], 1).topk(min(k, best_scores.shape[1] + chunk_k), 1)
-            best_index = torch.cat([best_index, index + d0], 1).gather(1, order)
-            _drop(scores, relevant[q0:q1], d0, d1)
-            step = max(1, COMPARE_BUDGET // (width * (d1 - d0)))
-            for r0 in range(0, q1 - q0, step):
-                rows = slice(r0, min(r0 + step, q1 - q0))
-                threshold = rel_scores[q0:q1][rows].unsqueeze(2)
-                above[q0:q1][rows] += (scores[rows].unsqueeze(1) > threshold).sum(2)
-        top_scores[q0:q1], top_index[q0:q1] = best_scores, best_index
-    return ScanResult(top_scores, top_index, above)
-
-
-def _drop(scores: torch.Tensor, index: torch.Tensor | None, d0: int, d1: int) -> None:
-    """Set scores[i, index[i, ...] - d0] to -inf where the index falls into the chunk [d0, d1)."""
-    if index is None:
-        return
-    index = index.reshape(scores.shape[0], -1)
-    inside = (index >= d0) & (index < d1)
-    rows, cols = inside.nonzero(as_tuple=True)
-    scores[rows, index[rows, cols] - d0] = float("-inf")
+    for rows, d0, scores in _blocks(queries, docs, query_chunk, doc_chunk):
+        for index in (relevant[rows], exclude[rows]):
+            r, c = _in_chunk(index, d0, scores.shape[1])
+            scores[r, index[r, c] - d0] = float("-inf")
+        position = torch.arange(offset + d0, offset + d0 + scores.shape[1])
+        step = max(1, COMPARE_BUDGET // (width * scores.shape[1]))
+        for s0 in range(0, scores.shape[0], step):
+            sub = slice(rows.start + s0, min(rows.start + s0 + step, rows.stop))
+            s = scores[s0:s0 + step].unsqueeze(1)
+            threshold, before = rel_scores[sub].unsqueeze(2), rel_position[sub].unsqueeze(2)
+            above[sub] += ((s > threshold) | ((s == threshold) & (position < before))).sum(2)
+    return above

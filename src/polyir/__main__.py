@@ -1,0 +1,3 @@
+from polyir.cli import main
+
+main()

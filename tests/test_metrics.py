@@ -1,0 +1,86 @@
+"""Metrics against hand-worked rankings and against ir_measures; search against brute force."""
+
+from __future__ import annotations
+
+import ir_measures
+import pytest
+import torch
+
+from polyir.evaluate.metrics import average_precision, library_measures, rank_distance, relevant_ranks
+from polyir.evaluate.search import NO_DOC, count_above, top_k
+
+
+def test_hand_worked_average_precision():
+    # relevant documents at ranks 1, 3 and 6: AP = (1/1 + 2/3 + 3/6) / 3
+    assert average_precision([1, 3, 6]) == pytest.approx((1 + 2 / 3 + 0.5) / 3)
+    assert average_precision([2]) == pytest.approx(0.5)
+    assert rank_distance([1, 3, 6]) == 5.0
+
+
+def test_ranks_from_counts():
+    # three relevant documents with scores .9, .5, .7; non-relevant documents before each: 0, 3, 1
+    # ranking: r(.9)=1, then one non-relevant, r(.7)=3, two more non-relevant, r(.5)=6
+    assert relevant_ranks([0.9, 0.5, 0.7], [4, 8, 2], [0, 3, 1]) == [1, 3, 6]
+    # a tie between relevant documents goes to the earlier corpus position
+    assert relevant_ranks([0.5, 0.5], [9, 3], [2, 2]) == [3, 4]
+
+
+def _search(queries, docs, relevant, exclude, k, query_chunk, doc_chunk):
+    found = top_k(queries, docs, k, relevant, exclude, query_chunk, doc_chunk)
+    above = count_above(queries, docs, relevant, exclude, found.rel_scores, relevant, 0, query_chunk, doc_chunk)
+    return found, above
+
+
+def test_full_ranking_map_and_ranks_equal_a_full_sort_and_trec_eval():
+    generator = torch.Generator().manual_seed(0)
+    queries = torch.nn.functional.normalize(torch.randn(30, 16, generator=generator), dim=1)
+    docs = torch.nn.functional.normalize(torch.randn(500, 16, generator=generator), dim=1)
+    docs[100:110] = docs[5]  # exact ties: ten copies of one document
+    relevant = torch.stack([torch.randperm(500, generator=generator)[:4] for _ in range(30)])
+    relevant[:, 3] = NO_DOC  # padding
+    relevant[0, 0], relevant[1, 0] = 5, 104  # relevant documents tied with non-relevant ones
+    exclude = torch.full((30, 1), NO_DOC)
+    found, above = _search(queries, docs, relevant, exclude, 500, query_chunk=7, doc_chunk=64)
+    scores = queries @ docs.T
+    qrels = {str(q): {str(int(d)): 1 for d in relevant[q] if d != NO_DOC} for q in range(30)}
+    run = {str(q): {str(d): float(scores[q, d]) for d in range(500)} for q in range(30)}
+    expected_ap = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.AP], qrels, run)}
+    for q in range(30):
+        valid = [0, 1, 2]
+        ranks = relevant_ranks([float(found.rel_scores[q, j]) for j in valid], [int(relevant[q, j]) for j in valid],
+                               [int(above[q, j]) for j in valid])
+        # the ranks are the positions in the written ranking (ties: earlier position first) ...
+        ranking = found.top_index[q].tolist()
+        assert ranks == sorted(ranking.index(int(relevant[q, j])) + 1 for j in valid)
+        # ... and in a stable full sort of the scores
+        order = scores[q].sort(descending=True, stable=True).indices.tolist()
+        assert ranking == order
+        tied = {5, *range(100, 110)}
+        if not tied & {int(relevant[q, j]) for j in valid}:  # trec_eval breaks ties by name, not position
+            assert average_precision(ranks) == pytest.approx(expected_ap[str(q)], abs=1e-9)
+
+
+def test_chunked_top_k_equals_a_full_sort_and_respects_exclusion():
+    generator = torch.Generator().manual_seed(1)
+    queries, docs = torch.randn(50, 8, generator=generator), torch.randn(300, 8, generator=generator)
+    exclude = torch.full((50, 1), NO_DOC)
+    exclude[::3] = 7
+    empty = torch.full((50, 1), NO_DOC)
+    found, above = _search(queries, docs, empty, exclude, 20, query_chunk=16, doc_chunk=40)
+    scores = queries @ docs.T
+    scores[torch.arange(0, 50, 3), 7] = float("-inf")
+    expected_scores, expected_index = scores.topk(20, dim=1)
+    torch.testing.assert_close(found.top_scores, expected_scores)
+    assert torch.equal(found.top_index, expected_index)
+    assert not (found.top_index[::3] == 7).any()
+
+
+def test_library_measures_names_and_values():
+    qrels = {"q1": {"a": 1, "c": 1}, "q2": {"z": 1}}
+    run = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"a": 1.0}}
+    values = library_measures(qrels, run)
+    assert values["q1"]["recall@1"] == pytest.approx(0.5) and values["q1"]["recall@10"] == 1.0
+    assert values["q1"]["mrr@10"] == 1.0 and values["q2"]["mrr@10"] == 0.0
+    # nDCG@10 for relevant at ranks 1 and 3 of an ideal 1, 2
+    ideal = 1 + 1 / torch.log2(torch.tensor(3.0))
+    assert values["q1"]["ndcg@10"] == pytest.approx(float((1 + 1 / torch.log2(torch.tensor(4.0))) / ideal))

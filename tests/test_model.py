@@ -1,0 +1,91 @@
+"""BiEncoder on real tiny models: language tokens, pooling, prefixes, save/load, sentence-transformers parity."""
+
+from __future__ import annotations
+
+import torch
+
+from polyir.model import BiEncoder
+
+TEXTS = ["The cat sleeps on the mat.", "Mtoto anacheza mpira.", "Der Hund bellt laut in der Nacht.",
+         "Ọmọ náà ń ṣeré.", "A much longer sentence about the weather, the markets and the long history of rivers."]
+LANGS = ["eng_Latn", "swh_Latn", "deu_Latn", "yor_Latn", "eng_Latn"]
+
+
+def test_m2m100_gets_each_texts_language_token(tiny_m2m100):
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    ids = model.tokenize(TEXTS, LANGS, "query")
+    tokens = [model.tokenizer.convert_ids_to_tokens(row) for row in ids]
+    assert [row[0] for row in tokens] == ["__en__", "__sw__", "__de__", "__yo__", "__en__"]
+    assert all(row[-1] == "</s>" for row in tokens)
+    # identical to the tokenizer's own src_lang mechanism, text by text
+    for text, lang, row in zip(TEXTS, ["en", "sw", "de", "yo", "en"], ids):
+        model.tokenizer.src_lang = lang
+        assert model.tokenizer("Query: " + text)["input_ids"] == row
+
+
+def test_language_changes_the_embedding(tiny_m2m100):
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    same = model.encode([TEXTS[0]] * 2, ["en", "sw"], "query", show_progress=False)
+    assert not torch.allclose(same[0], same[1], atol=1e-4)
+
+
+def test_mixed_language_batch_equals_one_language_batches(tiny_m2m100):
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    mixed = model.encode(TEXTS, LANGS, "passage", batch_size=8, show_progress=False)
+    for i, (text, lang) in enumerate(zip(TEXTS, LANGS)):
+        alone = model.encode([text], [lang], "passage", show_progress=False)
+        torch.testing.assert_close(mixed[i], alone[0], atol=1e-5, rtol=1e-5)
+
+
+def test_length_sorting_keeps_input_order(tiny_bert):
+    model = BiEncoder.from_pretrained(tiny_bert)
+    batched = model.encode(TEXTS, LANGS, "passage", batch_size=2, show_progress=False)
+    one_by_one = torch.cat([model.encode([text], [lang], "passage", show_progress=False)
+                            for text, lang in zip(TEXTS, LANGS)])
+    torch.testing.assert_close(batched, one_by_one, atol=1e-5, rtol=1e-5)
+    assert torch.allclose(batched.norm(dim=1), torch.ones(len(TEXTS)), atol=1e-5)
+
+
+def test_prefix_pooling_and_truncation(tiny_bert):
+    mean = BiEncoder.from_pretrained(tiny_bert)
+    cls = BiEncoder.from_pretrained(tiny_bert, pooling="cls", max_passage_length=8, passage_prefix="")
+    assert len(cls.tokenize([TEXTS[4]], ["en"], "passage")[0]) == 8
+    q = mean.encode([TEXTS[0]], ["en"], "query", show_progress=False)
+    p = mean.encode([TEXTS[0]], ["en"], "passage", show_progress=False)
+    assert not torch.allclose(q, p), "query and passage prefixes must change the input"
+    assert not torch.allclose(p, cls.encode([TEXTS[0]], ["en"], "passage", show_progress=False))
+
+
+def test_save_and_load_round_trip(tiny_m2m100, tmp_path):
+    model = BiEncoder.from_pretrained(tiny_m2m100, lang_map={"tel_Telu": "ta"}, query_prefix="Q: ")
+    with torch.no_grad():
+        next(model.encoder.parameters()).add_(0.01)  # make sure the saved weights are the current ones
+    before = model.encode(TEXTS + ["x"], LANGS + ["tel_Telu"], "query", show_progress=False)
+    model.save(tmp_path / "saved")
+    assert (tmp_path / "saved" / "model.safetensors").is_file()
+    loaded = BiEncoder.from_pretrained(tmp_path / "saved")
+    assert loaded.settings == model.settings
+    torch.testing.assert_close(loaded.encode(TEXTS + ["x"], LANGS + ["tel_Telu"], "query", show_progress=False),
+                               before)
+
+
+def test_sentence_transformers_loads_saved_encoder_only_model(tiny_bert, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    model = BiEncoder.from_pretrained(tiny_bert, max_query_length=128, max_passage_length=128)
+    model.save(tmp_path / "st")
+    theirs = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    for kind in ("query", "passage"):
+        ours = model.encode(TEXTS, LANGS, kind, show_progress=False)
+        expected = torch.from_numpy(theirs.encode(TEXTS, prompt_name=kind))
+        torch.testing.assert_close(ours, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_sentence_transformers_folder_is_read_with_its_pooling(minilm):
+    from sentence_transformers import SentenceTransformer
+
+    model = BiEncoder.from_pretrained(minilm, query_prefix="", passage_prefix="")
+    assert model.settings.pooling == "mean" and model.settings.normalize
+    expected = torch.from_numpy(SentenceTransformer(str(minilm), device="cpu").encode(TEXTS))
+    torch.testing.assert_close(model.encode(TEXTS, LANGS, "passage", show_progress=False), expected,
+                               atol=1e-5, rtol=1e-4)

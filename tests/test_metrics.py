@@ -10,19 +10,28 @@ from polyir.evaluate.metrics import average_precision, library_measures, rank_di
 from polyir.evaluate.search import NO_DOC, count_above, top_k
 
 
-def test_hand_worked_average_precision():
-    # relevant documents at ranks 1, 3 and 6: AP = (1/1 + 2/3 + 3/6) / 3
-    assert average_precision([1, 3, 6]) == pytest.approx((1 + 2 / 3 + 0.5) / 3)
-    assert average_precision([2]) == pytest.approx(0.5)
-    assert rank_distance([1, 3, 6]) == 5.0
+def ranks_of(scores, positions, above, valid=None):
+    valid = torch.ones(len(scores), dtype=torch.bool) if valid is None else torch.tensor(valid)
+    ranks, ok = relevant_ranks(torch.tensor([scores]), torch.tensor([positions]), torch.tensor([above]),
+                               valid.unsqueeze(0))
+    return ranks[0][ok[0]].tolist(), ranks, ok
+
+
+def test_hand_worked_average_precision_and_rank_distance():
+    # relevant documents at ranks 1, 3 and 6: AP = (1/1 + 2/3 + 3/6) / 3, distance 6 - 1
+    ranks, valid = torch.tensor([[1, 3, 6], [2, 9, 9]]), torch.tensor([[True, True, True], [True, False, False]])
+    assert average_precision(ranks, valid).tolist() == pytest.approx([(1 + 2 / 3 + 0.5) / 3, 0.5])
+    assert rank_distance(ranks, valid).tolist() == [5.0, 0.0]
 
 
 def test_ranks_from_counts():
     # three relevant documents with scores .9, .5, .7; non-relevant documents before each: 0, 3, 1
     # ranking: r(.9)=1, then one non-relevant, r(.7)=3, two more non-relevant, r(.5)=6
-    assert relevant_ranks([0.9, 0.5, 0.7], [4, 8, 2], [0, 3, 1]) == [1, 3, 6]
+    assert ranks_of([0.9, 0.5, 0.7], [4, 8, 2], [0, 3, 1])[0] == [1, 3, 6]
     # a tie between relevant documents goes to the earlier corpus position
-    assert relevant_ranks([0.5, 0.5], [9, 3], [2, 2]) == [3, 4]
+    assert ranks_of([0.5, 0.5], [9, 3], [2, 2])[0] == [3, 4]
+    # entries that are not relevant in the setting are left out and sorted last
+    assert ranks_of([0.9, 0.95, 0.7], [4, 1, 2], [0, 0, 1], [True, False, True])[0] == [1, 3]
 
 
 def _search(queries, docs, relevant, exclude, k, query_chunk, doc_chunk):
@@ -47,8 +56,8 @@ def test_full_ranking_map_and_ranks_equal_a_full_sort_and_trec_eval():
     expected_ap = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.AP], qrels, run)}
     for q in range(30):
         valid = [0, 1, 2]
-        ranks = relevant_ranks([float(found.rel_scores[q, j]) for j in valid], [int(relevant[q, j]) for j in valid],
-                               [int(above[q, j]) for j in valid])
+        ranks, ranks_tensor, ok = ranks_of([float(found.rel_scores[q, j]) for j in valid],
+                                           [int(relevant[q, j]) for j in valid], [int(above[q, j]) for j in valid])
         # the ranks are the positions in the written ranking (ties: earlier position first) ...
         ranking = found.top_index[q].tolist()
         assert ranks == sorted(ranking.index(int(relevant[q, j])) + 1 for j in valid)
@@ -57,7 +66,7 @@ def test_full_ranking_map_and_ranks_equal_a_full_sort_and_trec_eval():
         assert ranking == order
         tied = {5, *range(100, 110)}
         if not tied & {int(relevant[q, j]) for j in valid}:  # trec_eval breaks ties by name, not position
-            assert average_precision(ranks) == pytest.approx(expected_ap[str(q)], abs=1e-9)
+            assert float(average_precision(ranks_tensor, ok)) == pytest.approx(expected_ap[str(q)], abs=1e-7)
 
 
 def test_chunked_top_k_equals_a_full_sort_and_respects_exclusion():

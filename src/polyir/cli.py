@@ -22,6 +22,7 @@ prepare_app = typer.Typer(help="Turn raw data into train.jsonl and BEIR folders 
 app.add_typer(prepare_app, name="prepare")
 console = Console(stderr=True)
 
+DEFAULT_MODEL = "facebook/m2m100_418M"
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")]
 
 
@@ -85,9 +86,12 @@ def parse_lang_map(pairs: list[str]) -> dict[str, str | None]:
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Option(help="Model folder or Hugging Face hub id.")],
-    task: Annotated[list[Path], typer.Option(help="BEIR folder (repeat for several tasks).")],
     out: Annotated[Path, typer.Option(help="Output folder: metrics.json and runs/<task>.trec.")],
+    model: Annotated[str, typer.Option(help="Model folder or Hugging Face hub id.")] = DEFAULT_MODEL,
+    task: Annotated[list[Path] | None, typer.Option(
+        help="BEIR folder (repeat for several tasks); default: all of XQuAD-R.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding xquad-r/ for the default task (default: download into the cache).")] = None,
     depth: Annotated[int, typer.Option(min=0, help="Documents per query in the runs (0 = whole corpus).")] = 1000,
     split: Annotated[str, typer.Option(help="Qrels split: qrels/<split>.tsv.")] = "test",
     lang: Annotated[str | None, typer.Option(help="Language of task folders whose lines have no `lang`.")] = None,
@@ -101,7 +105,9 @@ def evaluate(
     overwrite: Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
-    """Zero-shot evaluation in every setting the tasks' languages allow (mono / cross / multi)."""
+    """Zero-shot evaluation in every setting the tasks' languages allow (mono / cross / multi).
+
+    Without --task: XQuAD-R, every article and language (LAReQA), from --data-dir or downloaded."""
     import torch
 
     from polyir.data import read_beir
@@ -113,7 +119,7 @@ def evaluate(
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    tasks = [read_beir(folder, split, lang) for folder in task]
+    tasks = [read_beir(folder, split, lang) for folder in task] if task else [default_task(data_dir)]
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise InputError(f"two tasks share a folder name ({', '.join(names)}); expected distinct names")
@@ -133,6 +139,15 @@ def evaluate(
         (staging / "metrics.json").write_text(json.dumps(results, indent=2))
     for name, table in results.items():
         print_summary(name, table)
+
+
+def default_task(data_dir: Path | None):
+    """All of XQuAD-R as one multilingual task, the LAReQA benchmark."""
+    from polyir.data.lareqa import evaluation_task, read_lareqa
+    from polyir.data.sources import locate
+
+    by_lang = read_lareqa(locate("xquad-r", data_dir))
+    return evaluation_task(by_lang, list(range(len(next(iter(by_lang.values()))))), name="xquad-r")
 
 
 def print_summary(name: str, table: dict) -> None:

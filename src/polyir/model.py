@@ -132,16 +132,17 @@ class BiEncoder(nn.Module):
 
     @torch.no_grad()
     def encode(self, texts: list[str], langs: list[str], kind: Kind, batch_size: int = 128,
-               show_progress: bool = True) -> torch.Tensor:
+               show_progress: bool = True, sort_by_length: bool = True) -> torch.Tensor:
         """Float32 CPU embeddings, batched in order of length so that little compute goes to padding."""
         ids = self.tokenize(texts, langs, kind)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i])) if sort_by_length else list(range(len(ids)))
         out = torch.empty(len(ids), self.dimension)
         was_training = self.training
         self.eval()
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         try:
-            with autocast, tqdm(total=len(ids), desc=f"encode {kind}s", unit=kind[0],
+            with autocast, tqdm(total=len(ids), desc="encode queries" if kind == "query" else "encode passages",
+                                unit="text",
                                 disable=not show_progress, leave=False) as bar:
                 for start in range(0, len(order), batch_size):
                     chunk = order[start:start + batch_size]

@@ -1,7 +1,7 @@
 """Zero-shot evaluation of a bi-encoder on a retrieval task in every setting its `lang` fields allow.
 
-One pass of exact search per (all queries, corpus language) gives everything: per-language top-k lists (mono and
-cross runs), their merge (the multi run over the pooled corpus) and exact ranks of every relevant document."""
+Search runs once per corpus language over all queries: it gives each language's top-k lists (mono and cross
+runs), their merge (the multi run over the pooled corpus), and the exact rank of every relevant document."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class TaskEvaluation:
 
 
 @dataclass
-class _Scored:
+class _Searched:
     """A task after search: documents in language-group order, each query's relevant documents (positions in
     that order), and per corpus language the top-k lists and the counts of documents ranked before each
     relevant one."""
@@ -50,36 +50,51 @@ class _Scored:
     tops: dict[str, Scored]
     above: dict[str, torch.Tensor]  # (Q, R) per corpus language
 
-    def ranking(self, q: int, langs: list[str], depth: int) -> list[tuple[str, float]]:
-        """Top documents of query q in the corpus of `langs` (merged across language groups)."""
-        scores = torch.cat([self.tops[lang].top_scores[q] for lang in langs])
-        index = torch.cat([self.tops[lang].top_index[q] + self.groups[lang][0] for lang in langs])
-        order = scores.sort(descending=True, stable=True).indices[:depth]  # groups are in position order
-        return [(self.doc_ids[i], v) for i, v in zip(index[order].tolist(), scores[order].tolist()) if v > -1e30]
+    def ranking(self, rows: torch.Tensor, langs: list[str], depth: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores, positions) of the top documents of queries `rows` in the corpus of `langs`."""
+        scores = torch.cat([self.tops[lang].top_scores[rows] for lang in langs], 1)
+        index = torch.cat([self.tops[lang].top_index[rows] + self.groups[lang][0] for lang in langs], 1)
+        order = scores.sort(dim=1, descending=True, stable=True).indices[:, :depth]  # groups are in position order
+        return scores.gather(1, order), index.gather(1, order)
 
-    def ranks(self, q: int, langs: list[str]) -> list[int]:
-        """Exact ranks, in the corpus of `langs`, of the query's relevant documents that lie in it."""
-        spans = [self.groups[lang] for lang in langs]
-        chosen = [j for j, position in enumerate(self.relevant[q].tolist())
-                  if position != NO_DOC and any(a <= position < b for a, b in spans)]
-        return relevant_ranks([float(self.rel_scores[q, j]) for j in chosen],
-                              [int(self.relevant[q, j]) for j in chosen],
-                              [sum(int(self.above[lang][q, j]) for lang in langs) for j in chosen])
+    def run(self, rows: torch.Tensor, langs: list[str], depth: int) -> dict[str, dict[str, float]]:
+        scores, index = self.ranking(rows, langs, depth)
+        return {self.task.queries[q].id: {self.doc_ids[i]: s for i, s in zip(positions, values) if s > -1e30}
+                for q, positions, values in zip(rows.tolist(), index.tolist(), scores.tolist())}
+
+    def ranks(self, rows: torch.Tensor, langs: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact ranks, in the corpus of `langs`, of the relevant documents that lie in it (best first)."""
+        relevant = self.relevant[rows]
+        inside = torch.zeros(relevant.shape, dtype=torch.bool)
+        for lang in langs:
+            a, b = self.groups[lang]
+            inside |= (relevant >= a) & (relevant < b)
+        above = sum(self.above[lang][rows] for lang in langs)
+        return relevant_ranks(self.rel_scores[rows], relevant, above, inside)
 
 
-def _search(model: BiEncoder, task: RetrievalTask, depth: int, batch_size: int, show_progress: bool) -> _Scored:
+def encode_task(model: BiEncoder, task: RetrievalTask, batch_size: int = 128,
+                show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query and document embeddings, in the task's order (a title is joined to its text, as BEIR does)."""
+    docs, queries = task.corpus, task.queries
+    doc_emb = model.encode([f"{d.title} {d.text}" if d.title else d.text for d in docs], [d.lang for d in docs],
+                           "passage", batch_size, show_progress)
+    query_emb = model.encode([q.text for q in queries], [q.lang for q in queries], "query", batch_size,
+                             show_progress)
+    return query_emb, doc_emb
+
+
+def _search(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor, depth: int,
+            chunks: tuple[int, int]) -> _Searched:
     groups: dict[str, list[int]] = defaultdict(list)
     for index, doc in enumerate(task.corpus):
         groups[doc.lang].append(index)
+    order = [i for lang in sorted(groups) for i in groups[lang]]
     bounds, start = {}, 0
     for lang in sorted(groups):
         bounds[lang] = (start, start + len(groups[lang]))
         start += len(groups[lang])
-    docs = [task.corpus[i] for lang in sorted(groups) for i in groups[lang]]
-    doc_emb = model.encode([f"{d.title} {d.text}" if d.title else d.text for d in docs], [d.lang for d in docs],
-                           "passage", batch_size, show_progress)
-    query_emb = model.encode([q.text for q in task.queries], [q.lang for q in task.queries], "query", batch_size,
-                             show_progress)
+    docs, doc_emb = [task.corpus[i] for i in order], doc_emb[order]
     position = {doc.id: i for i, doc in enumerate(docs)}
     judged = [[position[d] for d, grade in task.qrels.get(q.id, {}).items() if grade > 0] for q in task.queries]
     width = max(1, max(map(len, judged)))
@@ -90,13 +105,13 @@ def _search(model: BiEncoder, task: RetrievalTask, depth: int, batch_size: int, 
         return torch.where((index >= a) & (index < b), index - a, NO_DOC)
 
     tops = {lang: top_k(query_emb, doc_emb[a:b], (b - a) if depth == 0 else max(depth, LIBRARY_DEPTH),
-                        local(relevant, a, b), local(exclude, a, b)) for lang, (a, b) in bounds.items()}
+                        local(relevant, a, b), local(exclude, a, b), *chunks) for lang, (a, b) in bounds.items()}
     rel_scores = torch.full(relevant.shape, float("nan"))
     for found in tops.values():
         rel_scores = torch.where(found.rel_scores.isnan(), rel_scores, found.rel_scores)
     above = {lang: count_above(query_emb, doc_emb[a:b], local(relevant, a, b), local(exclude, a, b), rel_scores,
-                               relevant, offset=a) for lang, (a, b) in bounds.items()}
-    return _Scored(task, [d.id for d in docs], bounds, relevant, rel_scores, tops, above)
+                               relevant, a, *chunks) for lang, (a, b) in bounds.items()}
+    return _Searched(task, [d.id for d in docs], bounds, relevant, rel_scores, tops, above)
 
 
 def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
@@ -113,35 +128,42 @@ def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
 def evaluate_task(model: BiEncoder, task: RetrievalTask, depth: int = 1000, batch_size: int = 128,
                   settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
                   show_progress: bool = True) -> TaskEvaluation:
+    """Encode the task with `model`, then evaluate_embeddings()."""
+    return evaluate_embeddings(task, *encode_task(model, task, batch_size, show_progress), depth, settings, run_path)
+
+
+def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor, depth: int = 1000,
+                        settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
+                        chunks: tuple[int, int] = (1024, 16384)) -> TaskEvaluation:
     """Metrics per setting and language (or language pair) with macro-averaged summaries; with `run_path`, the
     TREC run of every query over the whole corpus at `depth` (0 = every document). Mono and cross rankings are
     this run restricted to one language's documents. A query counts in a setting when it has a relevant
-    document there."""
-    scored = _search(model, task, depth, batch_size, show_progress)
-    doc_lang = {doc.id: doc.lang for doc in task.corpus}
+    document there. `chunks`: (queries, documents) scored at once, which bounds search memory."""
+    searched = _search(task, query_emb, doc_emb, depth, chunks)
     by_lang: dict[str, list[int]] = defaultdict(list)
     for q, query in enumerate(task.queries):
         by_lang[query.lang].append(q)
+    doc_lang = {doc.id: doc.lang for doc in task.corpus}
     result = TaskEvaluation(table={"summary": {}})
     for setting, key, x, langs in _setting_keys(task):
         if setting not in settings:
             continue
-        values: dict[str, dict[str, float]] = {}
-        qrels, run = {}, {}
-        for q in by_lang[x]:
-            query_id = task.queries[q].id
-            ranks = scored.ranks(q, langs)
-            if not ranks:
-                continue
-            values[query_id] = {"map": average_precision(ranks)}
-            if setting == "multi" and len(ranks) > 1:
-                values[query_id]["rank_distance"] = rank_distance(ranks)
-            qrels[query_id] = {d: g for d, g in task.qrels[query_id].items() if doc_lang[d] in langs}
-            run[query_id] = dict(scored.ranking(q, langs, LIBRARY_DEPTH))
-        if not values:
+        rows = torch.tensor(by_lang[x])
+        ranks, valid = searched.ranks(rows, langs)
+        keep = valid[:, 0]  # queries with a relevant document in this corpus
+        if not keep.any():
             continue
-        for query_id, measured in library_measures(qrels, run).items():
-            values[query_id].update(measured)
+        rows, ranks, valid = rows[keep], ranks[keep], valid[keep]
+        ids = [task.queries[q].id for q in rows.tolist()]
+        values = {qid: {"map": ap} for qid, ap in zip(ids, average_precision(ranks, valid).tolist())}
+        if setting == "multi":
+            several = valid.sum(1) > 1
+            for qid, distance, counts in zip(ids, rank_distance(ranks, valid).tolist(), several.tolist()):
+                if counts:
+                    values[qid]["rank_distance"] = distance
+        qrels = {qid: {d: g for d, g in task.qrels[qid].items() if doc_lang[d] in langs} for qid in ids}
+        for qid, measured in library_measures(qrels, searched.run(rows, langs, LIBRARY_DEPTH)).items():
+            values[qid].update(measured)
         result.per_query.setdefault(setting, {})[key] = values
         result.table.setdefault(setting, {})[key] = _mean(values)
     for setting in SETTINGS:
@@ -150,17 +172,8 @@ def evaluate_task(model: BiEncoder, task: RetrievalTask, depth: int = 1000, batc
             names = [m for m in METRICS if all(m in e for e in entries)]
             result.table["summary"][setting] = {m: fmean(e[m] for e in entries) for m in names}
     if run_path is not None:
-        _write_run(scored, run_path, depth or len(task.corpus))
+        _write_run(searched, run_path, depth or len(task.corpus))
     return result
-
-
-def _write_run(scored: _Scored, path: Path, depth: int, tag: str = "polyir") -> None:
-    """TREC format `qid Q0 docid rank score tag`, written under a temporary name and renamed."""
-    langs = scored.task.corpus_languages
-    with atomic_file(path) as out:
-        for q, query in enumerate(scored.task.queries):
-            out.writelines(f"{query.id} Q0 {doc} {rank} {score:.9g} {tag}\n"
-                           for rank, (doc, score) in enumerate(scored.ranking(q, langs, depth), start=1))
 
 
 def _mean(values: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -168,3 +181,16 @@ def _mean(values: dict[str, dict[str, float]]) -> dict[str, float]:
     entry = {m: fmean(v[m] for v in values.values() if m in v) for m in names}
     entry["n"] = len(values)
     return entry
+
+
+def _write_run(searched: _Searched, path: Path, depth: int, tag: str = "polyir", chunk: int = 256) -> None:
+    """TREC format `qid Q0 docid rank score tag` over the whole corpus, written under a temporary name."""
+    langs = searched.task.corpus_languages
+    with atomic_file(path) as out:
+        for start in range(0, len(searched.task.queries), chunk):
+            rows = torch.arange(start, min(start + chunk, len(searched.task.queries)))
+            scores, index = searched.ranking(rows, langs, depth)
+            for q, positions, values in zip(rows.tolist(), index.tolist(), scores.tolist()):
+                query_id = searched.task.queries[q].id
+                out.writelines(f"{query_id} Q0 {searched.doc_ids[i]} {rank} {s:.9g} {tag}\n"
+                               for rank, (i, s) in enumerate(zip(positions, values), start=1) if s > -1e30)

@@ -1,10 +1,11 @@
-"""Per-query measures: the standard ones through ir_measures (trec_eval's implementations), and the two that no
-library has: LAReQA's mAP over the full ranking and the rank distance of Huang et al. (2023), both from exact
-ranks (ties broken by corpus position, as in the runs)."""
+"""Per-query measures: the standard ones through ir_measures (trec_eval's implementations, via pytrec_eval), and
+the two that no library has: LAReQA's mAP over the full ranking and the rank distance of Huang et al. (2023),
+both from exact ranks (ties broken by corpus position, as in the runs). Rank tensors are (queries, relevant)."""
 
 from __future__ import annotations
 
 import ir_measures
+import torch
 from ir_measures import RR, R, nDCG
 
 # polyir's metric names (DESIGN.md) -> ir_measures measures
@@ -17,30 +18,39 @@ Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]
 
 
-def relevant_ranks(scores: list[float], positions: list[int], above: list[int]) -> list[int]:
-    """Full-ranking ranks of a query's relevant documents, best first.
+def relevant_ranks(scores: torch.Tensor, positions: torch.Tensor, above: torch.Tensor, valid: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-ranking ranks of each query's relevant documents, best first, and which entries are real.
 
-    scores / positions: the relevant documents' scores and corpus positions (ties go to the earlier position);
-    above: for each, the number of non-relevant documents ranked before it. The i-th best relevant document
-    (1-based) is preceded by i - 1 relevant ones."""
-    order = sorted(range(len(scores)), key=lambda j: (-scores[j], positions[j]))
-    return [i + 1 + above[j] for i, j in enumerate(order)]
+    scores / positions: the relevant documents' scores and corpus positions; above: for each, the number of
+    non-relevant documents ranked before it; valid: which entries are relevant documents of the setting.
+    The i-th best relevant document (1-based) is preceded by i - 1 relevant ones."""
+    scores = scores.masked_fill(~valid, float("-inf"))
+    by_position = positions.masked_fill(~valid, torch.iinfo(torch.long).max).argsort(dim=1)
+    by_score = scores.gather(1, by_position).sort(dim=1, descending=True, stable=True).indices
+    order = by_position.gather(1, by_score)
+    place = torch.arange(1, scores.shape[1] + 1).expand_as(scores)
+    return place + above.gather(1, order), valid.gather(1, order)
 
 
-def average_precision(ranks: list[int]) -> float:
-    """AP over the full ranking, from the sorted ranks of all relevant documents."""
-    return sum((i + 1) / rank for i, rank in enumerate(ranks)) / len(ranks) if ranks else 0.0
+def average_precision(ranks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """AP over the full ranking; ranks sorted best first with the valid entries leading."""
+    place = torch.arange(1, ranks.shape[1] + 1).expand_as(ranks)
+    return ((place / ranks) * valid).sum(1) / valid.sum(1).clamp(min=1)
 
 
-def rank_distance(ranks: list[int]) -> float:
+def rank_distance(ranks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Rank of the lowest-ranked relevant document minus that of the highest-ranked one."""
-    return float(ranks[-1] - ranks[0])
+    last = ranks.gather(1, (valid.sum(1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
+    return (last - ranks[:, 0]).double()
 
 
 def library_measures(qrels: Qrels, run: Run) -> dict[str, dict[str, float]]:
     """{query id: {metric: value}} for the standard measures; queries missing from the run score 0."""
-    names = {str(measure): name for name, measure in LIBRARY_MEASURES.items()}
+    by_id = {id(measure): name for name, measure in LIBRARY_MEASURES.items()}  # str(measure) is slow
+    by_name = {str(measure): name for name, measure in LIBRARY_MEASURES.items()}
     values: dict[str, dict[str, float]] = {qid: dict.fromkeys(LIBRARY_MEASURES, 0.0) for qid in qrels}
-    for item in ir_measures.iter_calc(list(LIBRARY_MEASURES.values()), qrels, run):
-        values[item.query_id][names[str(item.measure)]] = float(item.value)
+    for item in ir_measures.pytrec_eval.iter_calc(list(LIBRARY_MEASURES.values()), qrels, run):
+        name = by_id.get(id(item.measure)) or by_name[str(item.measure)]
+        values[item.query_id][name] = float(item.value)
     return values

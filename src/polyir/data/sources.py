@@ -1,0 +1,87 @@
+"""Public data sets polyir knows by name: pinned to a commit, checked by SHA-256, cached on first use.
+
+Offline, point `data_dir` at a folder that already holds them (for example ../shared/data)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyir.errors import InputError
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    base_url: str
+    files: dict[str, str]  # file name -> sha256
+
+
+LAREQA_COMMIT = "5405d2a77e83d5ccb47623a3f9e5604c3f103193"
+LAREQA_URL = f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{LAREQA_COMMIT}/"
+XQUAD_R = Source("xquad-r", LAREQA_URL + "xquad-r/", {
+    "ar.json": "c52922d3b8ac1ae03ed5ac38647ad59870dca3dda2beefe18ecdc30729acb69d",
+    "de.json": "16fb0f4bf4916154b585a20c24c66074591c9718a1affe764ff4697572328949",
+    "el.json": "163fd43ee785a30eb534ae2061e9eaa766a7ee4e8ffce5e4b422480c150f64b6",
+    "en.json": "7b0954f39297c27a31fef610f0883337dd2907fa8699151dc922afdd0fa12ffe",
+    "es.json": "f8e836b2d91009c4363e04315f7ede363eedbbb49c67dda60de6c4aa782f58de",
+    "hi.json": "ea45ba8ae4513d1533b222bebdc02a90bc319c055d3aeea68584a053d2e92872",
+    "ru.json": "7f4dff853538b9a5fcc28c070b8bb983a5c5d190ac747b8e005a1ada9cab18f1",
+    "th.json": "c3a041864c3a9fb0b4dd91cfdf99cf36b411b3e704c58a303c97bc6dc786cfe4",
+    "tr.json": "f3e8c13002bbce154a4578f535f7533cb70f3da08840e6b62735935baec7bd94",
+    "vi.json": "e35926bf5cc6fc6ecbdfca49467aabeb454f08d152d7818143a906bd31dde995",
+    "zh.json": "80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed",
+})
+SOURCES = {source.name: source for source in (XQUAD_R,)}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("POLYIR_CACHE", Path.home() / ".cache" / "polyir"))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(source: Source, target: Path) -> Path:
+    """Fetch every file of `source` that `target` lacks, verify its checksum, and move it into place."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name, expected in source.files.items():
+        if (target / name).is_file():
+            continue
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=target)
+        os.close(handle)
+        try:
+            with urllib.request.urlopen(source.base_url + name, timeout=60) as response, open(temporary, "wb") as out:
+                shutil.copyfileobj(response, out)
+            actual = _sha256(Path(temporary))
+            if actual != expected:
+                raise InputError(f"checksum mismatch for {source.base_url + name}: expected {expected}, got {actual}")
+            os.replace(temporary, target / name)
+        except OSError as error:
+            raise InputError(f"cannot download {source.base_url + name} ({error}); offline, pass --data-dir "
+                             f"with a folder that holds {source.name}/") from None
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+    return target
+
+
+def locate(name: str, data_dir: str | Path | None = None) -> Path:
+    """The folder of data set `name`: `data_dir/name` when given, else the cache (downloaded on first use)."""
+    source = SOURCES[name]
+    if data_dir is not None:
+        folder = Path(data_dir) / name
+        missing = [f for f in source.files if not (folder / f).is_file()]
+        if missing:
+            raise InputError(f"expected {name}/ with {', '.join(missing)} here", folder)
+        return folder
+    return download(source, cache_dir() / name)

@@ -1,0 +1,137 @@
+"""Batch samplers for parallel training data: X-X-mono, X-X, X-Y and hybrid (Elmahdy et al. 2024).
+
+A batch is a list of (example, query language, passage language) pairs. No example appears twice in a batch, so
+two translations of one example are never each other's in-batch negatives (they would be false negatives).
+Batches are a pure function of (seed, epoch): resuming replays the epoch's plan and skips what was consumed."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from polyir.data.records import ParallelExample
+from polyir.errors import InputError
+
+Strategy = Literal["xx-mono", "xx", "xy", "hybrid"]
+Weighting = Literal["uniform", "proportional"]
+
+
+@dataclass(frozen=True)
+class Pair:
+    example: ParallelExample
+    query_lang: str
+    passage_lang: str
+
+    @property
+    def query(self) -> str:
+        return self.example.query[self.query_lang]
+
+    @property
+    def passage(self) -> str:
+        return self.example.positive[self.passage_lang]
+
+    @property
+    def negative(self) -> str | None:
+        """The first hard negative in the passage language, when the example has one."""
+        return next((n[self.passage_lang] for n in self.example.negatives if self.passage_lang in n), None)
+
+
+class BatchSampler:
+    """An endless, resumable stream of batches; `kind_of_batch` tells for each batch 'mono' or 'xy' or 'xx'."""
+
+    def __init__(self, examples: list[ParallelExample], batch_size: int, strategy: Strategy = "hybrid",
+                 alpha: float = 0.5, languages: list[str] | None = None, weighting: Weighting = "uniform",
+                 seed: int = 0):
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"sampling.alpha must lie in [0, 1], got {alpha}")
+        self.batch_size, self.strategy, self.alpha, self.weighting, self.seed = (
+            batch_size, strategy, alpha, weighting, seed)
+        wanted = set(languages) if languages else None
+        self.langs = [sorted(set(e.languages) & wanted) if wanted else e.languages for e in examples]
+        self.examples = examples
+        self.languages = sorted({lang for langs in self.langs for lang in langs})
+        if not self.languages:
+            raise InputError(f"no training example has both a query and a positive in {sorted(wanted or [])}")
+        if len(examples) < batch_size:
+            raise InputError(f"batch size {batch_size} exceeds the {len(examples)} training examples")
+        self.epoch, self.consumed = 0, 0
+        self._plan: list[tuple[str, list[Pair]]] | None = None
+
+    # -- planning -------------------------------------------------------------------------------------------
+    def _kind(self, rng: random.Random) -> str:
+        if self.strategy == "hybrid":
+            return "mono" if rng.random() < self.alpha else "xy"
+        return {"xx-mono": "mono", "xx": "xx", "xy": "xy"}[self.strategy]
+
+    def _mono_language(self, rng: random.Random, pending: list[int]) -> str:
+        if self.weighting == "uniform":
+            return rng.choice(self.languages)
+        counts = [sum(lang in self.langs[i] for i in pending) for lang in self.languages]
+        return rng.choices(self.languages, weights=counts)[0]
+
+    def plan_epoch(self, epoch: int) -> list[tuple[str, list[Pair]]]:
+        """Every batch of an epoch, drawn from random.Random(f'{seed}-{epoch}'); the epoch ends when the next
+        batch can no longer be filled from the examples left."""
+        rng = random.Random(f"{self.seed}-{epoch}")
+        pending = list(range(len(self.examples)))
+        rng.shuffle(pending)
+        plan = []
+        while True:
+            kind = self._kind(rng)
+            lang = self._mono_language(rng, pending) if kind == "mono" else None
+            chosen = []
+            for i in pending:
+                if self._eligible(i, kind, lang):
+                    chosen.append(i)
+                    if len(chosen) == self.batch_size:
+                        break
+            if len(chosen) < self.batch_size:
+                return plan
+            taken = set(chosen)
+            pending = [i for i in pending if i not in taken]
+            plan.append((kind, [self._pair(i, kind, lang, rng) for i in chosen]))
+
+    def _eligible(self, index: int, kind: str, lang: str | None) -> bool:
+        langs = self.langs[index]
+        return lang in langs if kind == "mono" else len(langs) >= (2 if kind == "xy" else 1)
+
+    def _pair(self, index: int, kind: str, lang: str | None, rng: random.Random) -> Pair:
+        langs = self.langs[index]
+        if kind == "mono":
+            return Pair(self.examples[index], lang, lang)
+        x = rng.choice(langs)
+        return Pair(self.examples[index], x, x if kind == "xx" else rng.choice([y for y in langs if y != x]))
+
+    # -- iteration and resume -------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[list[Pair]]:
+        while True:
+            batch = self.next_batch()
+            yield batch
+
+    def next_batch(self) -> list[Pair]:
+        return self.next_planned()[1]
+
+    def next_planned(self) -> tuple[str, list[Pair]]:
+        """(batch kind, pairs) of the next batch; moves to the next epoch when this one is spent."""
+        if self._plan is None:
+            self._plan = self.plan_epoch(self.epoch)
+            if not self._plan:
+                raise InputError(f"no '{self.strategy}' batch of {self.batch_size} can be formed from the data")
+        if self.consumed >= len(self._plan):
+            self.epoch, self.consumed, self._plan = self.epoch + 1, 0, None
+            return self.next_planned()
+        self.consumed += 1
+        return self._plan[self.consumed - 1]
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "strategy": self.strategy, "alpha": self.alpha, "batch_size": self.batch_size,
+                "epoch": self.epoch, "consumed": self.consumed}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("seed", "strategy", "alpha", "batch_size"):
+            if state[key] != getattr(self, key):
+                raise InputError(f"checkpoint sampler has {key}={state[key]!r} but the configuration says "
+                                 f"{getattr(self, key)!r}; resume with the configuration of the run")
+        self.epoch, self.consumed, self._plan = state["epoch"], state["consumed"], None

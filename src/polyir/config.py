@@ -6,7 +6,17 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from polyir.errors import InputError
 
@@ -56,3 +66,74 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise InputError("expected a mapping of configuration keys at the top level", path)
     return data
+
+
+class DataConfig(Strict):
+    train: Path
+    languages: list[str] | None = Field(default=None, description="training languages (default: all in the data)")
+    dev: list[Path] = Field(default_factory=list, description="BEIR folders evaluated during training")
+    dev_lang: str | None = Field(default=None, description="language of dev folders without `lang` fields")
+
+
+class SamplingConfig(Strict):
+    strategy: Literal["xx-mono", "xx", "xy", "hybrid"] = "hybrid"
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    weighting: Literal["uniform", "proportional"] = "uniform"
+
+
+class StepConfig(Strict):
+    strategy: Literal["full", "accumulation", "gradcache"] = "full"
+    batch_size: PositiveInt = 32
+    micro_batch_size: PositiveInt | None = None
+    chunk_size: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> StepConfig:
+        if self.strategy == "accumulation" and self.micro_batch_size is None:
+            raise ValueError("step.micro_batch_size is required for strategy 'accumulation'")
+        if self.strategy == "gradcache" and self.chunk_size is None:
+            raise ValueError("step.chunk_size is required for strategy 'gradcache'")
+        return self
+
+
+class OptimConfig(Strict):
+    lr: PositiveFloat = 3e-5
+    weight_decay: NonNegativeFloat = 0.01
+    warmup_steps: NonNegativeInt = 0
+    max_steps: PositiveInt = 1000
+    temperature: PositiveFloat = 0.05
+    symmetric: bool = False
+    max_grad_norm: PositiveFloat | None = 1.0
+
+
+class EvalConfig(Strict):
+    every_steps: PositiveInt = 100
+    metric: str = Field(default="multi/map", pattern=r"^(mono|cross|multi)/[a-z0-9@_]+$")
+    depth: PositiveInt = 100
+    batch_size: PositiveInt = 128
+
+
+class CheckpointConfig(Strict):
+    every_steps: PositiveInt = 500
+    keep: PositiveInt = 2
+
+
+class TrainConfig(Strict):
+    output_dir: Path
+    seed: int = 0
+    model: ModelConfig
+    data: DataConfig
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    step: StepConfig = Field(default_factory=StepConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Validate a YAML file; relative paths in it are taken from the current directory."""
+        try:
+            return cls(**load_yaml(path))
+        except ValidationError as error:
+            raise describe(error, path) from None

@@ -1,0 +1,229 @@
+"""The training loop: AdamW with warm-up and linear decay, clipping, periodic dev evaluation, the best model kept
+as model/, atomic resumable checkpoints. One call of `train(config)` is one run of `polyir train`."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from polyir import checkpoints
+from polyir.config import TrainConfig
+from polyir.data import read_beir, read_train
+from polyir.errors import InputError
+from polyir.evaluate import evaluate_task
+from polyir.files import atomic_file
+from polyir.loss import info_nce
+from polyir.model import BiEncoder
+from polyir.sampling import BatchSampler
+from polyir.steps import make_step
+
+LOWER_IS_BETTER = {"rank_distance"}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being a finite number."""
+
+
+def _device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _autocast(config: TrainConfig, device: torch.device):
+    if config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _optimizer(model: BiEncoder, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW over the encoder's parameters; biases and normalisation weights get no weight decay."""
+    decay, no_decay = [], []
+    for name, parameter in model.encoder.named_parameters():
+        (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.optim.lr, fused=device.type == "cuda")
+
+
+def _random_states() -> dict:
+    states = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_random_states(states: dict) -> None:
+    random.setstate(states["python"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, resume: bool = False, show_progress: bool = True):
+        self.config, self.show_progress = config, show_progress
+        self.out = Path(config.output_dir)
+        self.device = _device()
+        self.setting, self.metric = config.eval.metric.split("/")
+        log = self.out / "log.jsonl"
+        if log.exists() and not resume:
+            raise InputError("output_dir already holds a run; pass --resume to continue it, or choose another "
+                             "output_dir", self.out)
+        random.seed(config.seed)
+        torch.manual_seed(config.seed)
+        self.examples = read_train(config.data.train)
+        self.dev = [read_beir(folder, lang=config.data.dev_lang) for folder in config.data.dev]
+        for task in self.dev:
+            if self.setting == "multi" and len(task.corpus_languages) < 2:
+                raise InputError(f"eval.metric {config.eval.metric} needs a multilingual corpus, but dev task "
+                                 f"{task.name} has only {task.corpus_languages}")
+        settings = config.model.model_dump(exclude={"name_or_path"})
+        self.model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(self.device)
+        self.sampler = BatchSampler(self.examples, config.step.batch_size, config.sampling.strategy,
+                                    config.sampling.alpha, config.data.languages, config.sampling.weighting,
+                                    config.seed)
+        self.step_strategy = make_step(config.step.strategy, self.model, self._loss, config.step.batch_size,
+                                       config.step.micro_batch_size, config.step.chunk_size)
+        self.optimizer = _optimizer(self.model, config, self.device)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
+                                                         config.optim.max_steps)
+        self.step, self.examples_seen, self.seconds, self.train_seconds = 0, 0, 0.0, 0.0
+        self.best: dict | None = None
+        if resume:
+            self._resume()
+        self.writer = None
+
+    def _loss(self, queries, passages, negatives):
+        return info_nce(queries, passages, self.config.optim.temperature, negatives, self.config.optim.symmetric)
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"step": self.step, "examples": self.examples_seen, "seconds": self.seconds,
+                "train_seconds": self.train_seconds, "best": self.best, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
+                "random": _random_states(), "world_size": 1}
+
+    def _resume(self) -> None:
+        checkpoint = checkpoints.newest(self.out / "checkpoints")
+        if checkpoint is None:
+            print(f"{self.out}: no complete checkpoint, starting from the beginning", file=sys.stderr)
+            self._truncate_log(0)
+            return
+        state = checkpoints.load(checkpoint, self.model.backbone)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        _restore_random_states(state["random"])
+        self.step, self.examples_seen = state["step"], state["examples"]
+        self.seconds, self.train_seconds, self.best = state["seconds"], state["train_seconds"], state["best"]
+        self._truncate_log(self.step)
+        print(f"{self.out}: resuming from {checkpoint.name}", file=sys.stderr)
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop log lines past the checkpoint: those steps will be run again."""
+        log = self.out / "log.jsonl"
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+            with atomic_file(log) as out:
+                out.write("".join(line + "\n" for line in kept))
+
+    # -- loop -----------------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        from torch.utils.tensorboard import SummaryWriter
+
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(config.model_dump_json(indent=2))
+        self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
+        started = time.perf_counter() - self.seconds
+        bar = tqdm(total=config.optim.max_steps, initial=self.step, disable=not self.show_progress, unit="step")
+        with (self.out / "log.jsonl").open("a", encoding="utf-8") as log:
+            while self.step < config.optim.max_steps:
+                entry = self._train_step()
+                entry["seconds"] = self.seconds = time.perf_counter() - started
+                if self.step % config.eval.every_steps == 0 or self.step == config.optim.max_steps:
+                    entry["dev"] = self._evaluate()
+                    self.seconds = time.perf_counter() - started
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                self._tensorboard(entry)
+                bar.set_postfix(loss=f"{entry['loss']:.4f}", pairs_s=f"{entry['pairs_per_second']:.1f}")
+                bar.update(1)
+                if self.step % config.checkpoint.every_steps == 0 or self.step == config.optim.max_steps:
+                    checkpoints.save(self.out / "checkpoints", self.step, self.model.backbone, self._state(),
+                                     config.checkpoint.keep)
+        bar.close()
+        self.writer.close()
+        if not self.dev:  # without dev tasks, the model is the last one
+            self.model.save(self.out / "model")
+        return self.out / "model"
+
+    def _train_step(self) -> dict:
+        config = self.config
+        pairs = self.sampler.next_batch()
+        start = time.perf_counter()
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with _autocast(config, self.device):
+            loss = self.step_strategy.backward(pairs)
+        if not math.isfinite(loss):
+            last = checkpoints.newest(self.out / "checkpoints")
+            raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped. The last good "
+                                   f"checkpoint is {last or 'none (no checkpoint was written yet)'}")
+        norm = (torch.nn.utils.clip_grad_norm_(self.model.encoder.parameters(), config.optim.max_grad_norm)
+                if config.optim.max_grad_norm else None)
+        self.optimizer.step()
+        self.scheduler.step()
+        elapsed = time.perf_counter() - start
+        self.step += 1
+        self.examples_seen += len(pairs)
+        self.train_seconds += elapsed
+        entry = {"step": self.step, "examples": self.examples_seen, "loss": loss,
+                 "lr": self.scheduler.get_last_lr()[0], "pairs_per_second": len(pairs) / elapsed,
+                 "train_seconds": self.train_seconds, "peak_memory_gib": _peak_memory_gib(self.device)}
+        if norm is not None:
+            entry["grad_norm"] = float(norm)
+        return entry
+
+    def _evaluate(self) -> dict:
+        """Dev summaries; the model is saved as model/ when the configured metric improves."""
+        config = self.config
+        summaries = {task.name: evaluate_task(self.model, task, config.eval.depth, config.eval.batch_size,
+                                              show_progress=False).table["summary"] for task in self.dev}
+        values = [s[self.setting][self.metric] for s in summaries.values() if self.metric in s.get(self.setting, {})]
+        if values:
+            score = sum(values) / len(values)
+            better = self.best is None or (
+                score < self.best["score"] if self.metric in LOWER_IS_BETTER else score > self.best["score"])
+            if better:
+                self.best = {"step": self.step, "score": score, "metric": config.eval.metric}
+                self.model.save(self.out / "model")
+        return summaries
+
+    def _tensorboard(self, entry: dict) -> None:
+        for key in ("loss", "lr", "pairs_per_second", "peak_memory_gib", "grad_norm"):
+            if key in entry:
+                self.writer.add_scalar(f"train/{key}", entry[key], entry["step"])
+        for task, summary in entry.get("dev", {}).items():
+            for setting, metrics in summary.items():
+                for metric, value in metrics.items():
+                    self.writer.add_scalar(f"dev/{task}/{setting}/{metric}", value, entry["step"])
+
+
+def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
+    return Trainer(config, resume, show_progress).run()

@@ -1,0 +1,147 @@
+"""`polyir train` as a user runs it: a real subprocess on a tiny M2M-100 and real XQuAD-R text."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from tests.helpers import polyir
+
+
+def write_config(path, output_dir, model, data, **overrides):
+    config = {
+        "output_dir": str(output_dir), "seed": 0,
+        "model": {"name_or_path": str(model), "max_query_length": 24, "max_passage_length": 48},
+        "data": {"train": str(data / "train.jsonl"), "languages": ["de", "en", "es"], "dev": [str(data / "eval")]},
+        "sampling": {"strategy": "hybrid", "alpha": 0.5},
+        "step": {"strategy": "gradcache", "batch_size": 8, "chunk_size": 3},
+        "optim": {"lr": 1e-3, "warmup_steps": 1, "max_steps": 4, "temperature": 0.05},
+        "eval": {"every_steps": 2, "metric": "multi/map", "depth": 20},
+        "checkpoint": {"every_steps": 2, "keep": 2},
+    }
+    for key, value in overrides.items():
+        section, _, name = key.partition(".")
+        if name:
+            config[section][name] = value
+        else:
+            config[section] = value
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def log_of(output_dir):
+    return [json.loads(line) for line in (output_dir / "log.jsonl").read_text().splitlines()]
+
+
+def weights(output_dir):
+    newest = sorted((output_dir / "checkpoints").glob("step-*"))[-1]
+    return load_file(newest / "model.safetensors")
+
+
+@pytest.mark.parametrize("sampling", ["xx-mono", "xx", "xy", "hybrid"])
+def test_every_sampling_and_step_strategy_trains(sampling, tiny_m2m100, small_xquad, tmp_path):
+    steps = {"full": {"strategy": "full", "batch_size": 8},
+             "accumulation": {"strategy": "accumulation", "batch_size": 8, "micro_batch_size": 4},
+             "gradcache": {"strategy": "gradcache", "batch_size": 8, "chunk_size": 3}}
+    for name, step in steps.items():
+        out = tmp_path / name
+        config = write_config(tmp_path / f"{name}.yaml", out, tiny_m2m100, small_xquad, step=step,
+                              **{"sampling.strategy": sampling, "optim.max_steps": 2})
+        result = polyir("train", "--config", config, "--quiet")
+        assert result.returncode == 0, result.stderr
+        log = log_of(out)
+        assert [e["step"] for e in log] == [1, 2] and log[-1]["examples"] == 16
+        assert {"loss", "seconds", "pairs_per_second", "peak_memory_gib"} <= set(log[0])
+        assert "multi" in log[-1]["dev"]["eval"] and "mono" in log[-1]["dev"]["eval"]
+        assert (out / "model" / "polyir_config.json").is_file() and any((out / "tensorboard").iterdir())
+
+
+def test_killed_run_resumes_to_the_same_weights(tiny_m2m100, small_xquad, tmp_path):
+    overrides = {"optim.max_steps": 8, "checkpoint": {"every_steps": 1, "keep": 3}, "eval.every_steps": 4}
+    reference = tmp_path / "reference"
+    config = write_config(tmp_path / "reference.yaml", reference, tiny_m2m100, small_xquad, **overrides)
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    killed = tmp_path / "killed"
+    config = write_config(tmp_path / "killed.yaml", killed, tiny_m2m100, small_xquad, **overrides)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    for kill_after in (3, 6):  # kill twice, at different points of the run
+        process = subprocess.Popen([sys.executable, "-m", "polyir", "train", "--config", str(config), "--quiet",
+                                    *(["--resume"] if (killed / "log.jsonl").exists() else [])], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None:
+            done = [json.loads(line)["step"] for line in (killed / "log.jsonl").read_text().splitlines()] \
+                if (killed / "log.jsonl").exists() else []
+            if done and done[-1] >= kill_after:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+        assert log_of(killed)[-1]["step"] < 8
+    result = polyir("train", "--config", config, "--quiet", "--resume")
+    assert result.returncode == 0, result.stderr
+    expected, actual = weights(reference), weights(killed)
+    assert expected.keys() == actual.keys()
+    assert all((expected[k] == actual[k]).all() for k in expected), "resumed weights differ from the uninterrupted"
+    assert [e["step"] for e in log_of(killed)] == list(range(1, 9))
+    assert [e["loss"] for e in log_of(killed)] == [e["loss"] for e in log_of(reference)]
+
+
+def test_damaged_newest_checkpoint_is_skipped(tiny_m2m100, small_xquad, tmp_path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
+                          **{"checkpoint": {"every_steps": 1, "keep": 5}, "optim.max_steps": 3})
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    newest = sorted((out / "checkpoints").glob("step-*"))[-1]
+    data = bytearray((newest / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (newest / "model.safetensors").write_bytes(data)
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
+                          **{"checkpoint": {"every_steps": 1, "keep": 5}, "optim.max_steps": 4})
+    result = polyir("train", "--config", config, "--quiet", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "skipping damaged checkpoint" in result.stderr and newest.name in result.stderr
+    assert "resuming from step-00000002" in result.stderr
+    assert [e["step"] for e in log_of(out)] == [1, 2, 3, 4]
+
+
+def test_diverging_loss_stops_with_the_last_good_checkpoint(tiny_m2m100, small_xquad, tmp_path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
+                          **{"optim": {"lr": 1e6, "max_steps": 50, "temperature": 0.05, "max_grad_norm": None},
+                             "checkpoint": {"every_steps": 1, "keep": 50}, "eval.every_steps": 100})
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 1
+    assert "loss is nan" in result.stderr and "last good checkpoint" in result.stderr
+    last_step = log_of(out)[-1]["step"]
+    good = sorted((out / "checkpoints").glob("step-*"))[-1]
+    assert good.name == f"step-{last_step:08d}" and good.name in result.stderr
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"step": {"strategy": "gradcache", "batch_size": 8}}, "step.chunk_size is required"),
+    ({"sampling.strategy": "mixed"}, "sampling.strategy"),
+    ({"optim.lr": -1}, "optim.lr"),
+    ({"eval.metric": "map"}, "eval.metric"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_bad_config_exits_2_naming_the_key(change, message, tiny_m2m100, small_xquad, tmp_path):
+    config = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_m2m100, small_xquad, **change)
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 2 and message in result.stderr and "c.yaml" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_existing_run_needs_resume(tiny_m2m100, small_xquad, tmp_path):
+    config = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_m2m100, small_xquad, **{"optim.max_steps": 1})
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 2 and "--resume" in result.stderr

@@ -58,8 +58,9 @@ def test_every_sampling_and_step_strategy_trains(sampling, tiny_m2m100, small_xq
         result = polyir("train", "--config", config, "--quiet")
         assert result.returncode == 0, result.stderr
         log = log_of(out)
-        assert [e["step"] for e in log] == [1, 2] and log[-1]["examples"] == 16
-        assert {"loss", "seconds", "pairs_per_second", "peak_memory_gib"} <= set(log[0])
+        assert [e["step"] for e in log] == [0, 1, 2] and log[-1]["examples"] == 16
+        assert log[0]["loss"] is None and "dev" in log[0], "step 0: the untrained model's dev scores"
+        assert {"loss", "seconds", "pairs_per_second", "peak_memory_gib"} <= set(log[1])
         assert "multi" in log[-1]["dev"]["eval"] and "mono" in log[-1]["dev"]["eval"]
         assert (out / "model" / "polyir_config.json").is_file() and any((out / "tensorboard").iterdir())
 
@@ -91,7 +92,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_m2m100, small_xquad, tmp_pa
     expected, actual = weights(reference), weights(killed)
     assert expected.keys() == actual.keys()
     assert all((expected[k] == actual[k]).all() for k in expected), "resumed weights differ from the uninterrupted"
-    assert [e["step"] for e in log_of(killed)] == list(range(1, 9))
+    assert [e["step"] for e in log_of(killed)] == list(range(0, 9))
     assert [e["loss"] for e in log_of(killed)] == [e["loss"] for e in log_of(reference)]
 
 
@@ -110,7 +111,7 @@ def test_damaged_newest_checkpoint_is_skipped(tiny_m2m100, small_xquad, tmp_path
     assert result.returncode == 0, result.stderr
     assert "skipping damaged checkpoint" in result.stderr and newest.name in result.stderr
     assert "resuming from step-00000002" in result.stderr
-    assert [e["step"] for e in log_of(out)] == [1, 2, 3, 4]
+    assert [e["step"] for e in log_of(out)] == [0, 1, 2, 3, 4]
 
 
 def test_diverging_loss_stops_with_the_last_good_checkpoint(tiny_m2m100, small_xquad, tmp_path):

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import sentencepiece as spm
+import torch
 from tokenizers import BertWordPieceTokenizer
 from transformers import BertConfig, BertModel, BertTokenizer, M2M100Config, M2M100Model, M2M100Tokenizer
 
@@ -45,7 +46,10 @@ def build_tiny_m2m100(data_dir: Path, folder: Path, vocab_size: int = 2000, drop
                           decoder_ffn_dim=64, max_position_embeddings=512, dropout=dropout,
                           attention_dropout=dropout, encoder_layerdrop=0.0, decoder_layerdrop=0.0)
     out = folder / "model"
-    M2M100Model(config).save_pretrained(out)
+    model = M2M100Model(config)
+    with torch.no_grad():  # token embeddings of unit scale after M2M-100's sqrt(d) scaling, as in a trained model,
+        model.shared.weight.normal_(0.0, config.d_model ** -0.5)  # so that positions do not drown the tokens
+    model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 

@@ -108,6 +108,7 @@ class OptimConfig(Strict):
 
 class EvalConfig(Strict):
     every_steps: PositiveInt = 100
+    at_start: bool = Field(default=True, description="evaluate before the first step: the curve's origin")
     metric: str = Field(default="multi/map", pattern=r"^(mono|cross|multi)/[a-z0-9@_]+$")
     depth: PositiveInt = 100
     batch_size: PositiveInt = 128

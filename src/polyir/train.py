@@ -153,6 +153,11 @@ class Trainer:
         started = time.perf_counter() - self.seconds
         bar = tqdm(total=config.optim.max_steps, initial=self.step, disable=not self.show_progress, unit="step")
         with (self.out / "log.jsonl").open("a", encoding="utf-8") as log:
+            if self.step == 0 and self.dev and config.eval.at_start:
+                entry = {"step": 0, "examples": 0, "loss": None, "dev": self._evaluate()}
+                entry["seconds"] = self.seconds = time.perf_counter() - started
+                log.write(json.dumps(entry) + "\n")
+                self._tensorboard(entry)
             while self.step < config.optim.max_steps:
                 entry = self._train_step()
                 entry["seconds"] = self.seconds = time.perf_counter() - started
@@ -217,7 +222,7 @@ class Trainer:
 
     def _tensorboard(self, entry: dict) -> None:
         for key in ("loss", "lr", "pairs_per_second", "peak_memory_gib", "grad_norm"):
-            if key in entry:
+            if entry.get(key) is not None:
                 self.writer.add_scalar(f"train/{key}", entry[key], entry["step"])
         for task, summary in entry.get("dev", {}).items():
             for setting, metrics in summary.items():

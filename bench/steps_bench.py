@@ -1,0 +1,114 @@
+"""Step-strategy benchmark (not a test): time per step and peak memory of full, accumulation and gradcache over
+batch sizes, on CPU, through polyir's BiEncoder and step strategies, with an M2M-100 architecture large enough
+that activations dominate memory (random weights: time and memory do not depend on their values).
+
+  python bench/steps_bench.py [--batches 32,64,...] [--chunk 32]
+
+Each (strategy, batch) runs in a fresh process so that its peak resident memory is its own; variants are
+compared as ratios within this one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("POLYIR_DATA", ROOT.parent / "shared" / "data"))
+ARCHITECTURE = {"d_model": 256, "encoder_layers": 4, "encoder_attention_heads": 4, "encoder_ffn_dim": 1024,
+                "decoder_layers": 1, "decoder_attention_heads": 4, "decoder_ffn_dim": 256, "dropout": 0.1,
+                "attention_dropout": 0.1, "encoder_layerdrop": 0.0}
+
+
+def build_model(folder: Path) -> Path:
+    """A SentencePiece M2M-100 tokenizer trained on the shared data, and an M2M-100 of ARCHITECTURE's size."""
+    sys.path.insert(0, str(ROOT))
+    from transformers import M2M100Config, M2M100Model, M2M100Tokenizer
+
+    from tests.tiny_models import build_tiny_m2m100
+
+    tiny = build_tiny_m2m100(DATA, folder / "tiny")
+    tokenizer = M2M100Tokenizer.from_pretrained(tiny)
+    config = M2M100Config(vocab_size=M2M100Config.from_pretrained(tiny).vocab_size, max_position_embeddings=512,
+                          **ARCHITECTURE)
+    M2M100Model(config).save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    return folder / "model"
+
+
+def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int) -> dict:
+    """Median seconds of one step (forward + backward, no optimiser) and peak RSS growth, in this process."""
+    import torch
+
+    from polyir.data.lareqa import read_lareqa, training_examples
+    from polyir.loss import info_nce
+    from polyir.model import BiEncoder
+    from polyir.sampling import BatchSampler
+    from polyir.steps import make_step
+
+    torch.manual_seed(0)
+    model = BiEncoder.from_pretrained(model_path, max_query_length=32, max_passage_length=128)
+    model.train()
+    by_lang = read_lareqa(DATA / "xquad-r")
+    sampler = BatchSampler(training_examples(by_lang, list(range(48))), batch, "xy", seed=0)
+    step = make_step(strategy, model, lambda q, p, n: info_nce(q, p, 0.05, n), batch, chunk, chunk)
+    batches = [sampler.next_batch() for _ in range(repeats + 1)]
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    seconds = []
+    for pairs in batches:
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        step.backward(pairs)
+        seconds.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"strategy": strategy, "batch": batch, "seconds": statistics.median(seconds[1:]),
+            "peak_growth_gib": (peak - before) / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", default="32,64,128,256,512,1024")
+    parser.add_argument("--chunk", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = build_model(Path(tmp))
+        rows = []
+        for batch in batches:
+            for strategy in ("full", "accumulation", "gradcache"):
+                code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import steps_bench; "
+                        f"print(json.dumps(steps_bench.measure({str(model_path)!r}, {strategy!r}, {batch}, "
+                        f"{args.chunk}, {args.repeats})))")
+                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                     env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(rows[-1], file=sys.stderr)
+    by = {(r["strategy"], r["batch"]): r for r in rows}
+    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; "
+          f"`python bench/steps_bench.py --batches {args.batches} --chunk {args.chunk}`; "
+          f"M2M-100 encoder {ARCHITECTURE['d_model']}d x {ARCHITECTURE['encoder_layers']} layers, "
+          f"query <= 32 / passage <= 128 tokens (XQuAD-R text), dropout on; micro-batch = chunk = {args.chunk}\n")
+    print("| batch | full s/step | accum s/step | gradcache s/step | gradcache/full time | full GiB | accum GiB | "
+          "gradcache GiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for batch in batches:
+        f, a, g = by[("full", batch)], by[("accumulation", batch)], by[("gradcache", batch)]
+        print(f"| {batch} | {f['seconds']:.2f} | {a['seconds']:.2f} | {g['seconds']:.2f} | "
+              f"{g['seconds'] / f['seconds']:.2f} | {f['peak_growth_gib']:.2f} | {a['peak_growth_gib']:.2f} | "
+              f"{g['peak_growth_gib']:.2f} |")
+    small, large = by[("gradcache", batches[1] if len(batches) > 1 else batches[0])], by[("gradcache", batches[-1])]
+    print(f"\ngradcache peak at batch {large['batch']} / at batch {small['batch']}: "
+          f"{large['peak_growth_gib'] / max(small['peak_growth_gib'], 1e-9):.2f}")
+
+
+if __name__ == "__main__":
+    main()

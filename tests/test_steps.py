@@ -83,3 +83,17 @@ def test_accumulation_with_several_micro_batches_is_not_the_full_batch(tiny_m2m1
         _, g = run(model, FullBatch(model, loss), pairs[i:i + 4])
         manual += g / 3
     assert relative_error(grads, manual) <= 1e-5
+
+
+def test_gradcache_under_bf16_autocast_tracks_full_batch(tiny_m2m100, parallel_examples):
+    """Under bf16 autocast the two strategies round differently, so equality is approximate; the loss on the
+    cached embeddings is computed in fp32 either way."""
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    model.eval()
+    pairs = pairs_with_negatives(parallel_examples)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        full_loss, full = run(model, FullBatch(model, loss), pairs)
+        cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
+    assert all(p.grad.dtype == torch.float32 for p in model.encoder.parameters() if p.grad is not None)
+    assert abs(cached_loss - full_loss) < 0.05 * abs(full_loss)
+    assert relative_error(cached, full) < 0.05

@@ -36,11 +36,11 @@ def prepare_lareqa(
 ) -> None:
     """XQuAD-R / MLQA-R → OUT/train.jsonl (parallel examples) + OUT/eval/ (held-out articles), split by article."""
     from polyir.data import write_beir, write_train
-    from polyir.data.lareqa import evaluation_task, read_lareqa, split_articles, training_examples
+    from polyir.data.lareqa import article_count, evaluation_task, read_lareqa, split_articles, training_examples
     from polyir.files import atomic_dir
 
     by_lang = read_lareqa(src_dir)
-    train, held_out = split_articles(len(next(iter(by_lang.values()))), holdout, seed)
+    train, held_out = split_articles(article_count(by_lang), holdout, seed)
     with atomic_dir(out_dir, overwrite) as staging:
         if train:
             write_train(training_examples(by_lang, train), staging / "train.jsonl")
@@ -71,6 +71,13 @@ def prepare_bitext(
         write_beir(task, staging)
     console.print(f"{out_dir}: {len(task.queries)} queries, {len(task.corpus)} documents, "
                   f"languages {', '.join(task.query_languages)} -> {', '.join(task.corpus_languages)}")
+
+
+def _quiet_libraries(quiet: bool) -> None:
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
 
 def parse_lang_map(pairs: list[str]) -> dict[str, str | None]:
@@ -115,10 +122,7 @@ def evaluate(
     from polyir.files import atomic_dir
     from polyir.model import BiEncoder
 
-    if quiet:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    _quiet_libraries(quiet)
     tasks = [read_beir(folder, split, lang) for folder in task] if task else [default_task(data_dir)]
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
@@ -152,10 +156,7 @@ def train(
     from polyir.train import TrainingDiverged
     from polyir.train import train as run_training
 
-    if quiet:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    _quiet_libraries(quiet)
     try:
         model = run_training(TrainConfig.load(config), resume=resume, show_progress=not quiet)
     except TrainingDiverged as error:
@@ -164,13 +165,43 @@ def train(
     console.print(f"model: {model}")
 
 
+@app.command()
+def compare(
+    config: Annotated[Path | None, typer.Option(help="Comparison configuration (default: the embedded one).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding xquad-r/ (and flores-sib200/); default: download into the cache.")] = None,
+    model: Annotated[str | None, typer.Option(help="Overrides model.name_or_path (folder, hub id, pkg:MOD).")] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Overrides output_dir.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Train every cell of the grid under one budget, evaluate each zero-shot, and write output_dir/report.md,
+    results.json and plots/. Cells already complete are skipped; a half-finished one resumes."""
+    from importlib.resources import files
+
+    from polyir import report
+    from polyir.config import CompareConfig
+    from polyir.experiment import run_grid
+
+    _quiet_libraries(quiet)
+    overrides = {key: value for key, value in (("model.name_or_path", model), ("output_dir", output_dir))
+                 if value is not None}
+    source = config or Path(str(files("polyir") / "defaults" / "compare.yaml"))
+    settings = CompareConfig.load(source, **{k: str(v) for k, v in overrides.items()})
+    data, results = run_grid(settings, data_dir, show_progress=not quiet)
+    summary = report.summarise(settings, data, results)
+    report.write(Path(settings.output_dir), settings, summary, "polyir " + " ".join(sys.argv[1:]))
+    for line in summary["answer"]:
+        print(line)
+    console.print(f"report: {Path(settings.output_dir) / 'report.md'}")
+
+
 def default_task(data_dir: Path | None):
     """All of XQuAD-R as one multilingual task, the LAReQA benchmark."""
-    from polyir.data.lareqa import evaluation_task, read_lareqa
+    from polyir.data.lareqa import article_count, evaluation_task, read_lareqa
     from polyir.data.sources import locate
 
     by_lang = read_lareqa(locate("xquad-r", data_dir))
-    return evaluation_task(by_lang, list(range(len(next(iter(by_lang.values()))))), name="xquad-r")
+    return evaluation_task(by_lang, list(range(article_count(by_lang))), name="xquad-r")
 
 
 def print_summary(name: str, table: dict) -> None:

@@ -101,6 +101,9 @@ class OptimConfig(Strict):
     weight_decay: NonNegativeFloat = 0.01
     warmup_steps: NonNegativeInt = 0
     max_steps: PositiveInt = 1000
+    max_examples: PositiveInt | None = Field(default=None, description="also stop after this many pairs")
+    max_seconds: PositiveFloat | None = Field(default=None, description="also stop after this much training "
+                                              "time (evaluation and checkpoints excluded)")
     temperature: PositiveFloat = 0.05
     symmetric: bool = False
     max_grad_norm: PositiveFloat | None = 1.0
@@ -108,6 +111,8 @@ class OptimConfig(Strict):
 
 class EvalConfig(Strict):
     every_steps: PositiveInt = 100
+    every_examples: PositiveInt | None = Field(default=None, description="evaluate each time this many more "
+                                               "examples have been seen (instead of every_steps)")
     at_start: bool = Field(default=True, description="evaluate before the first step: the curve's origin")
     metric: str = Field(default="multi/map", pattern=r"^(mono|cross|multi)/[a-z0-9@_]+$")
     depth: PositiveInt = 100
@@ -136,5 +141,86 @@ class TrainConfig(Strict):
         """Validate a YAML file; relative paths in it are taken from the current directory."""
         try:
             return cls(**load_yaml(path))
+        except ValidationError as error:
+            raise describe(error, path) from None
+
+
+class DatasetConfig(Strict):
+    """XQuAD-R split by article into train / dev / test, prepared by polyir inside the comparison's folder."""
+
+    name: Literal["xquad-r"] = "xquad-r"
+    languages: list[str] | None = Field(default=None, description="subset of the data set's languages")
+    dev: float = Field(default=0.1, gt=0.0, lt=1.0, description="share of articles for dev")
+    test: float = Field(default=0.25, gt=0.0, lt=1.0, description="share of articles for test")
+    seed: int = 0
+    bitext: list[str] | None = Field(default=None, description="FLORES codes for a bitext test task")
+    bitext_pivot: str = "eng_Latn"
+
+
+class CompareDataConfig(Strict):
+    train: Path | None = None
+    languages: list[str] | None = Field(default=None, description="training languages; others are zero-shot")
+    dev: list[Path] = Field(default_factory=list)
+    test: list[Path] = Field(default_factory=list)
+    dev_lang: str | None = None
+
+
+class GridConfig(Strict):
+    sampling: list[SamplingConfig] = Field(min_length=1)
+    step: list[StepConfig] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+
+class BudgetConfig(Strict):
+    """The same budget for every run: optimiser steps, examples seen, or training seconds (one of them)."""
+
+    steps: PositiveInt | None = None
+    examples: PositiveInt | None = None
+    seconds: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> BudgetConfig:
+        if sum(v is not None for v in (self.steps, self.examples, self.seconds)) != 1:
+            raise ValueError("give exactly one of budget.steps, budget.examples, budget.seconds")
+        return self
+
+
+class TestConfig(Strict):
+    depth: PositiveInt = 100
+    metric: str = Field(default="map", pattern=r"^[a-z0-9@_]+$", description="metric of the significance tests")
+
+
+class CompareConfig(Strict):
+    output_dir: Path
+    model: ModelConfig
+    dataset: DatasetConfig | None = None
+    data: CompareDataConfig = Field(default_factory=CompareDataConfig)
+    grid: GridConfig
+    budget: BudgetConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    test: TestConfig = Field(default_factory=TestConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    target: float = Field(default=0.95, gt=0.0, le=1.0, description="share of the grid's best dev score to reach")
+
+    @model_validator(mode="after")
+    def _data(self) -> CompareConfig:
+        if self.dataset is None and (self.data.train is None or not self.data.dev or not self.data.test):
+            raise ValueError("give either dataset (prepared by polyir) or data.train, data.dev and data.test")
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, **overrides) -> CompareConfig:
+        """Validate a YAML file; `overrides` are dotted keys (model.name_or_path=...) applied first."""
+        data = load_yaml(path)
+        for dotted, value in overrides.items():
+            *parents, leaf = dotted.split(".")
+            node = data
+            for key in parents:
+                node = node.setdefault(key, {})
+            node[leaf] = value
+        try:
+            return cls(**data)
         except ValidationError as error:
             raise describe(error, path) from None

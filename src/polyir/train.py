@@ -158,10 +158,10 @@ class Trainer:
                 entry["seconds"] = self.seconds = time.perf_counter() - started
                 log.write(json.dumps(entry) + "\n")
                 self._tensorboard(entry)
-            while self.step < config.optim.max_steps:
+            while not self.finished:
                 entry = self._train_step()
                 entry["seconds"] = self.seconds = time.perf_counter() - started
-                if self.step % config.eval.every_steps == 0 or self.step == config.optim.max_steps:
+                if self._evaluation_due(entry["examples"] - entry["batch"]) or self.finished:
                     entry["dev"] = self._evaluate()
                     self.seconds = time.perf_counter() - started
                 log.write(json.dumps(entry) + "\n")
@@ -169,7 +169,7 @@ class Trainer:
                 self._tensorboard(entry)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}", pairs_s=f"{entry['pairs_per_second']:.1f}")
                 bar.update(1)
-                if self.step % config.checkpoint.every_steps == 0 or self.step == config.optim.max_steps:
+                if self.step % config.checkpoint.every_steps == 0 or self.finished:
                     checkpoints.save(self.out / "checkpoints", self.step, self.model.backbone, self._state(),
                                      config.checkpoint.keep)
         bar.close()
@@ -177,6 +177,20 @@ class Trainer:
         if not self.dev:  # without dev tasks, the model is the last one
             self.model.save(self.out / "model")
         return self.out / "model"
+
+    def _evaluation_due(self, examples_before: int) -> bool:
+        every = self.config.eval.every_examples
+        if every is None:
+            return self.step % self.config.eval.every_steps == 0
+        return self.examples_seen // every > examples_before // every
+
+    @property
+    def finished(self) -> bool:
+        """The budget is spent: steps, or examples, or training seconds, whichever comes first."""
+        optim = self.config.optim
+        return (self.step >= optim.max_steps or (optim.max_examples is not None and
+                                                 self.examples_seen >= optim.max_examples)
+                or (optim.max_seconds is not None and self.train_seconds >= optim.max_seconds))
 
     def _train_step(self) -> dict:
         config = self.config
@@ -198,7 +212,7 @@ class Trainer:
         self.step += 1
         self.examples_seen += len(pairs)
         self.train_seconds += elapsed
-        entry = {"step": self.step, "examples": self.examples_seen, "loss": loss,
+        entry = {"step": self.step, "examples": self.examples_seen, "batch": len(pairs), "loss": loss,
                  "lr": self.scheduler.get_last_lr()[0], "pairs_per_second": len(pairs) / elapsed,
                  "train_seconds": self.train_seconds, "peak_memory_gib": _peak_memory_gib(self.device)}
         if norm is not None:

@@ -98,6 +98,10 @@ def read_lareqa(src_dir: str | Path) -> dict[str, list[Article]]:
     return by_lang
 
 
+def article_count(by_lang: dict[str, list[Article]]) -> int:
+    return len(next(iter(by_lang.values())))
+
+
 def split_articles(count: int, holdout: float, seed: int) -> tuple[list[int], list[int]]:
     """Deterministic article split: round(holdout * count) articles go to evaluation."""
     if not 0.0 <= holdout <= 1.0:

@@ -1,0 +1,155 @@
+"""A comparison grid: every (sampling, step, seed) cell is one training run with the same data, the same order of
+examples where the strategy allows (the sampler's seed), and the same budget; its best model is then evaluated
+zero-shot on the test tasks. Cells already complete are skipped; a half-finished cell resumes."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyir.config import CompareConfig, CompareDataConfig, SamplingConfig, StepConfig, TrainConfig
+from polyir.data import read_beir, write_beir, write_train
+from polyir.errors import InputError
+from polyir.evaluate import evaluate_task
+from polyir.files import atomic_dir, atomic_file
+from polyir.model import BiEncoder
+from polyir.train import Trainer
+
+RESULT = "result.json"
+
+
+def sampling_name(sampling: SamplingConfig) -> str:
+    return f"hybrid(α={sampling.alpha:g})" if sampling.strategy == "hybrid" else sampling.strategy
+
+
+def step_name(step: StepConfig) -> str:
+    if step.strategy == "accumulation":
+        return f"accumulation({math.ceil(step.batch_size / step.micro_batch_size)}×{step.micro_batch_size})"
+    if step.strategy == "gradcache":
+        return f"gradcache({step.batch_size}, chunk {step.chunk_size})"
+    return f"full({step.batch_size})"
+
+
+@dataclass(frozen=True)
+class Cell:
+    sampling: SamplingConfig
+    step: StepConfig
+    seed: int
+
+    @property
+    def strategy(self) -> str:
+        """What the comparison compares: sampling and step strategy (seeds are repetitions)."""
+        return f"{sampling_name(self.sampling)} + {step_name(self.step)}"
+
+    @property
+    def name(self) -> str:
+        """A folder name: hybrid-a0.5__gradcache-512x64__seed0."""
+        sampling, step = self.sampling, self.step
+        alpha = f"-a{sampling.alpha:g}" if sampling.strategy == "hybrid" else ""
+        inner = {"full": None, "accumulation": step.micro_batch_size, "gradcache": step.chunk_size}[step.strategy]
+        size = f"{step.batch_size}" + (f"x{inner}" if inner else "")
+        return f"{sampling.strategy}{alpha}__{step.strategy}-{size}__seed{self.seed}"
+
+
+def expand(config: CompareConfig) -> list[Cell]:
+    cells = [Cell(s, t, seed) for s in config.grid.sampling for t in config.grid.step for seed in config.grid.seeds]
+    names = [c.name for c in cells]
+    if len(set(names)) != len(names):
+        raise InputError("the grid repeats a cell; expected distinct sampling, step and seed entries")
+    return cells
+
+
+def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> CompareDataConfig:
+    """The data every cell shares: given files, or XQuAD-R split by article (and a FLORES bitext task) written
+    once into output_dir/data."""
+    if config.dataset is None:
+        return config.data
+    from polyir.data.bitext import bitext_task
+    from polyir.data.lareqa import article_count, evaluation_task, read_lareqa, training_examples
+    from polyir.data.sources import locate
+
+    dataset, folder = config.dataset, Path(config.output_dir) / "data"
+    languages = config.data.languages
+    test_tasks = [folder / "xquad-r-test"] + ([folder / "flores-bitext"] if dataset.bitext else [])
+    prepared = CompareDataConfig(train=folder / "train.jsonl", languages=languages, dev=[folder / "xquad-r-dev"],
+                                 test=test_tasks)
+    if folder.is_dir():
+        return prepared
+    by_lang = read_lareqa(locate(dataset.name, data_dir))
+    if dataset.languages:
+        unknown = sorted(set(dataset.languages) - set(by_lang))
+        if unknown:
+            raise InputError(f"dataset.languages: {', '.join(unknown)} not in {dataset.name} ({', '.join(by_lang)})")
+        by_lang = {lang: by_lang[lang] for lang in dataset.languages}
+    order = list(range(article_count(by_lang)))
+    random.Random(dataset.seed).shuffle(order)
+    n_test, n_dev = round(dataset.test * len(order)), round(dataset.dev * len(order))
+    test, dev, train = sorted(order[:n_test]), sorted(order[n_test:n_test + n_dev]), sorted(order[n_test + n_dev:])
+    if not (test and dev and train):
+        raise InputError(f"dataset.dev={dataset.dev} and dataset.test={dataset.test} leave an empty split of "
+                         f"{len(order)} articles")
+    if dataset.bitext and data_dir is None:
+        raise InputError("dataset.bitext needs --data-dir with a flores-sib200/ folder")
+    with atomic_dir(folder) as staging:
+        write_train(training_examples(by_lang, train), staging / "train.jsonl")
+        for name, articles in (("xquad-r-dev", dev), ("xquad-r-test", test)):
+            (staging / name).mkdir()
+            write_beir(evaluation_task(by_lang, articles, name), staging / name)
+        if dataset.bitext:
+            (staging / "flores-bitext").mkdir()
+            write_beir(bitext_task(Path(data_dir) / "flores-sib200", dataset.bitext_pivot, dataset.bitext),
+                       staging / "flores-bitext")
+    return prepared
+
+
+def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> TrainConfig:
+    """The TrainConfig of one cell: shared settings, the cell's strategies and seed, the budget."""
+    optim = config.optim.model_copy()
+    budget = config.budget
+    if budget.steps is not None:
+        optim.max_steps = budget.steps
+    elif budget.examples is not None:
+        optim.max_examples = budget.examples
+        optim.max_steps = math.ceil(budget.examples / cell.step.batch_size)
+    else:
+        optim.max_seconds = budget.seconds  # the schedule's horizon stays optim.max_steps
+    return TrainConfig(output_dir=Path(config.output_dir) / "runs" / cell.name, seed=cell.seed, model=config.model,
+                       data={"train": data.train, "languages": data.languages, "dev": data.dev,
+                             "dev_lang": data.dev_lang},
+                       sampling=cell.sampling, step=cell.step, optim=optim, eval=config.eval,
+                       checkpoint=config.checkpoint, precision=config.precision)
+
+
+def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True) -> dict:
+    """Train (or resume) one cell, evaluate its best model on the test tasks, and record both in result.json."""
+    train = train_config(config, cell, data)
+    folder = Path(train.output_dir)
+    if (folder / RESULT).is_file():
+        return json.loads((folder / RESULT).read_text())
+    Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress).run()
+    model = BiEncoder.from_pretrained(folder / "model")
+    test = {}
+    for path in data.test:
+        task = read_beir(path, lang=data.dev_lang)
+        evaluation = evaluate_task(model, task, config.test.depth, config.eval.batch_size, show_progress=False)
+        test[task.name] = {"table": evaluation.table, "per_query": evaluation.per_query}
+    log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    result = {"cell": cell.name, "strategy": cell.strategy, "seed": cell.seed, "log": log, "test": test}
+    with atomic_file(folder / RESULT) as out:
+        json.dump(result, out)
+    return result
+
+
+def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True
+             ) -> tuple[CompareDataConfig, list[dict]]:
+    data = prepare_data(config, data_dir)
+    cells = expand(config)
+    results = []
+    for index, cell in enumerate(cells, start=1):
+        if show_progress:
+            print(f"[{index}/{len(cells)}] {cell.name}", flush=True)
+        results.append(run_cell(config, cell, data, show_progress))
+    return data, results

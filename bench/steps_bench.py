@@ -59,7 +59,10 @@ def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int
     model.train()
     by_lang = read_lareqa(DATA / "xquad-r")
     sampler = BatchSampler(training_examples(by_lang, list(range(48))), batch, "xy", seed=0)
-    step = make_step(strategy, model, lambda q, p, n: info_nce(q, p, 0.05, n), batch, chunk, chunk)
+    def loss(q, p, n, rows, total):
+        return info_nce(q, p, 0.05, n, rows=rows, denominator=total)
+
+    step = make_step(strategy, model, loss, batch, chunk, chunk)
     batches = [sampler.next_batch() for _ in range(repeats + 1)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []

@@ -65,3 +65,9 @@ def small_xquad(data_dir, tmp_path_factory) -> Path:
     (out / "eval").mkdir()
     write_beir(evaluation_task(by_lang, [4]), out / "eval")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_m2m100_no_dropout(data_dir, tmp_path_factory) -> Path:
+    """For comparisons across world sizes: dropout masks depend on how a batch is split over processes."""
+    return build_tiny_m2m100(data_dir, tmp_path_factory.mktemp("tiny-m2m100-no-dropout"), dropout=0.0)

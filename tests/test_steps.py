@@ -12,8 +12,8 @@ from polyir.steps import Accumulation, FullBatch, GradCache, Inputs
 TEMPERATURE = 0.05
 
 
-def loss(q, p, n):
-    return info_nce(q, p, TEMPERATURE, n, symmetric=True)
+def loss(q, p, n, rows=None, denominator=None):
+    return info_nce(q, p, TEMPERATURE, n, symmetric=True, rows=rows, denominator=denominator)
 
 
 def pairs_with_negatives(examples, n=12):

@@ -38,6 +38,15 @@ class Pair:
         return next((n[self.passage_lang] for n in self.example.negatives if self.passage_lang in n), None)
 
 
+def shard(pairs: list[Pair], rank: int, size: int, unit: int) -> list[Pair]:
+    """This rank's share of a global batch: from every block of `unit` consecutive pairs (a micro-batch under
+    naive accumulation, else the whole batch) the rank-th of `size` equal slices. Every rank builds the same
+    global batch from the same seed, so an X-X-mono batch has one language on every rank."""
+    width = unit // size
+    return [pair for start in range(0, len(pairs), unit)
+            for pair in pairs[start + rank * width:start + (rank + 1) * width]]
+
+
 class BatchSampler:
     """An endless, resumable stream of batches; `kind_of_batch` tells for each batch 'mono' or 'xy' or 'xx'."""
 

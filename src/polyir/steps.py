@@ -15,10 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
+from polyir.distributed import SINGLE, World
 from polyir.model import BiEncoder, Kind
 from polyir.sampling import Pair
 
-Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+# (queries, passages, negatives, rows, denominator) -> loss; see polyir.loss.info_nce
+Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, slice, int], torch.Tensor]
 
 
 @dataclass
@@ -48,36 +50,56 @@ def _split(pairs: list[Pair], size: int) -> list[list[Pair]]:
 
 
 class StepStrategy:
-    """Accumulates the gradient of one batch into the model's .grad and returns the batch loss."""
+    """Accumulates the gradient of one batch into the model's .grad and returns the batch loss.
 
-    def __init__(self, model: BiEncoder, loss: Loss):
-        self.model, self.loss = model, loss
+    `pairs` are this process's share of a batch of `total` pairs; under data parallelism the contrastive problem
+    spans every rank's embeddings, and the gradients summed over ranks (World.sum_gradients, once per optimiser
+    step) equal those of one process holding the whole batch."""
 
-    def backward(self, pairs: list[Pair]) -> float:
+    def __init__(self, model: BiEncoder, loss: Loss, world: World = SINGLE):
+        self.model, self.loss, self.world = model, loss, world
+
+    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
         raise NotImplementedError
+
+    def _gathered(self, local: dict[str, torch.Tensor | None], differentiable: bool
+                  ) -> tuple[dict[str, torch.Tensor | None], dict[str, int]]:
+        """Every rank's embeddings per kind, and where this rank's rows of each kind begin among them."""
+        out, starts = {}, {}
+        for kind, value in local.items():
+            if value is None:
+                value = local["query"].new_zeros(0, local["query"].shape[1])
+            gathered, starts[kind] = self.world.gather(value, differentiable)
+            out[kind] = gathered if len(gathered) else None
+        return out, starts
+
+    def _contrastive(self, local: dict[str, torch.Tensor | None], total: int) -> torch.Tensor:
+        embedded, starts = self._gathered(local, differentiable=True)
+        rows = slice(starts["query"], starts["query"] + len(local["query"]))
+        return self.loss(embedded["query"], embedded["passage"], embedded["negative"], rows, total)
 
 
 class FullBatch(StepStrategy):
-    def backward(self, pairs: list[Pair]) -> float:
-        embedded = Inputs.of(self.model, pairs).embed(self.model)
-        loss = self.loss(embedded["query"], embedded["passage"], embedded["negative"])
+    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
+        loss = self._contrastive(Inputs.of(self.model, pairs).embed(self.model), total or len(pairs))
         loss.backward()
-        return loss.item()
+        return self.world.sum(loss.item())
 
 
 class Accumulation(StepStrategy):
-    def __init__(self, model: BiEncoder, loss: Loss, micro_batch_size: int):
-        super().__init__(model, loss)
+    """`micro_batch_size` is global: under data parallelism each rank holds its share of every micro-batch."""
+
+    def __init__(self, model: BiEncoder, loss: Loss, micro_batch_size: int, world: World = SINGLE):
+        super().__init__(model, loss, world)
         self.micro_batch_size = micro_batch_size
 
-    def backward(self, pairs: list[Pair]) -> float:
-        total = 0.0
-        for micro in _split(pairs, self.micro_batch_size):
-            embedded = Inputs.of(self.model, micro).embed(self.model)
-            loss = self.loss(embedded["query"], embedded["passage"], embedded["negative"]) * (len(micro) / len(pairs))
+    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
+        value = 0.0
+        for micro in _split(pairs, self.micro_batch_size // self.world.size):
+            loss = self._contrastive(Inputs.of(self.model, micro).embed(self.model), total or len(pairs))
             loss.backward()
-            total += loss.item()
-        return total
+            value += loss.item()
+        return self.world.sum(value)
 
 
 class RandomState:
@@ -97,11 +119,12 @@ class RandomState:
 class GradCache(StepStrategy):
     """`replay_random_state=False` saves the state copies when nothing random runs (dropout off)."""
 
-    def __init__(self, model: BiEncoder, loss: Loss, chunk_size: int, replay_random_state: bool = True):
-        super().__init__(model, loss)
+    def __init__(self, model: BiEncoder, loss: Loss, chunk_size: int, replay_random_state: bool = True,
+                 world: World = SINGLE):
+        super().__init__(model, loss, world)
         self.chunk_size, self.replay = chunk_size, replay_random_state
 
-    def backward(self, pairs: list[Pair]) -> float:
+    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
         chunks = [Inputs.of(self.model, chunk) for chunk in _split(pairs, self.chunk_size)]
         states, cached = [], []
         with torch.no_grad():  # 1. embeddings without a graph
@@ -109,11 +132,14 @@ class GradCache(StepStrategy):
                 states.append(RandomState(self.model.device) if self.replay else None)
                 cached.append(chunk.embed(self.model))
         after_first_pass = RandomState(self.model.device) if self.replay else None
-        # 2. the full-batch loss on detached embeddings, differentiated with respect to them only
-        reps = {kind: self._leaf(cached, kind) for kind in ("query", "passage", "negative")}
-        loss = self.loss(reps["query"], reps["passage"], reps["negative"])
+        # 2. the whole batch's loss (every rank's embeddings, gathered once) on detached embeddings,
+        #    differentiated with respect to them only; each rank keeps the gradient of its own rows
+        local = {kind: self._cat(cached, kind) for kind in ("query", "passage", "negative")}
+        gathered, offsets = self._gathered(local, differentiable=False)
+        reps = {kind: None if value is None else value.requires_grad_() for kind, value in gathered.items()}
+        loss = self.loss(reps["query"], reps["passage"], reps["negative"], slice(0, len(reps["query"])),
+                         total or len(pairs))
         loss.backward()
-        offsets = {kind: 0 for kind in reps}
         # 3. re-embed each chunk with a graph, replaying its random state, and push the cached gradient through
         for chunk, state in zip(chunks, states):
             if state is not None:
@@ -132,17 +158,17 @@ class GradCache(StepStrategy):
         return loss.item()
 
     @staticmethod
-    def _leaf(cached: list[dict[str, torch.Tensor | None]], kind: str) -> torch.Tensor | None:
+    def _cat(cached: list[dict[str, torch.Tensor | None]], kind: str) -> torch.Tensor | None:
         parts = [c[kind] for c in cached if c[kind] is not None]
-        return torch.cat(parts).float().requires_grad_() if parts else None
+        return torch.cat(parts).float() if parts else None
 
 
 def make_step(strategy: str, model: BiEncoder, loss: Loss, batch_size: int, micro_batch_size: int | None = None,
-              chunk_size: int | None = None) -> StepStrategy:
+              chunk_size: int | None = None, world: World = SINGLE) -> StepStrategy:
     if strategy == "full":
-        return FullBatch(model, loss)
+        return FullBatch(model, loss, world)
     if strategy == "accumulation":
-        return Accumulation(model, loss, micro_batch_size or batch_size)
+        return Accumulation(model, loss, micro_batch_size or batch_size, world)
     if strategy == "gradcache":
-        return GradCache(model, loss, chunk_size or batch_size)
+        return GradCache(model, loss, chunk_size or batch_size, world=world)
     raise ValueError(f"unknown step strategy {strategy!r}")

@@ -19,12 +19,13 @@ from transformers import get_linear_schedule_with_warmup
 from polyir import checkpoints
 from polyir.config import TrainConfig
 from polyir.data import read_beir, read_train
+from polyir.distributed import init_world
 from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
 from polyir.files import atomic_file
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
-from polyir.sampling import BatchSampler
+from polyir.sampling import BatchSampler, shard
 from polyir.steps import make_step
 
 LOWER_IS_BETTER = {"rank_distance"}
@@ -32,10 +33,6 @@ LOWER_IS_BETTER = {"rank_distance"}
 
 class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number."""
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _autocast(config: TrainConfig, device: torch.device):
@@ -92,9 +89,11 @@ def _peak_memory_gib(device: torch.device) -> float:
 
 class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False, show_progress: bool = True):
-        self.config, self.show_progress = config, show_progress
+        self.world = init_world()
+        self.config, self.show_progress = config, show_progress and self.world.main
         self.out = Path(config.output_dir)
-        self.device = _device()
+        self.device = self.world.device
+        self._check_world(config)
         self.setting, self.metric = config.eval.metric.split("/")
         log = self.out / "log.jsonl"
         if log.exists() and not resume:
@@ -114,7 +113,7 @@ class Trainer:
                                     config.sampling.alpha, config.data.languages, config.sampling.weighting,
                                     config.seed)
         self.step_strategy = make_step(config.step.strategy, self.model, self._loss, config.step.batch_size,
-                                       config.step.micro_batch_size, config.step.chunk_size)
+                                       config.step.micro_batch_size, config.step.chunk_size, self.world)
         self.optimizer = _optimizer(self.model, config, self.device)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
                                                          config.optim.max_steps)
@@ -124,15 +123,26 @@ class Trainer:
             self._resume()
         self.writer = None
 
-    def _loss(self, queries, passages, negatives):
-        return info_nce(queries, passages, self.config.optim.temperature, negatives, self.config.optim.symmetric)
+    def _check_world(self, config: TrainConfig) -> None:
+        """Under data parallelism every rank takes an equal share of each batch (and of each micro-batch)."""
+        size, step = self.world.size, config.step
+        if step.batch_size % size:
+            raise InputError(f"step.batch_size {step.batch_size} must be a multiple of the {size} processes")
+        micro = step.micro_batch_size
+        if step.strategy == "accumulation" and (micro % size or step.batch_size % micro):
+            raise InputError(f"step.micro_batch_size {step.micro_batch_size} must divide step.batch_size and be a "
+                             f"multiple of the {size} processes")
+
+    def _loss(self, queries, passages, negatives, rows, denominator):
+        return info_nce(queries, passages, self.config.optim.temperature, negatives, self.config.optim.symmetric,
+                        rows, denominator)
 
     # -- state ----------------------------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"step": self.step, "examples": self.examples_seen, "seconds": self.seconds,
                 "train_seconds": self.train_seconds, "best": self.best, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
-                "random": _random_states(), "world_size": 1}
+                "random": _random_states(), "world_size": self.world.size}
 
     def _resume(self) -> None:
         checkpoint = checkpoints.newest(self.out / "checkpoints")
@@ -141,6 +151,9 @@ class Trainer:
             self._truncate_log(0)
             return
         state = checkpoints.load(checkpoint, self.model.backbone)
+        if state["world_size"] != self.world.size:
+            raise InputError(f"{checkpoint.name} was written by {state['world_size']} processes, this run has "
+                             f"{self.world.size}; resume with the same world size", checkpoint)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
@@ -153,47 +166,59 @@ class Trainer:
     def _truncate_log(self, step: int) -> None:
         """Drop log lines past the checkpoint: those steps will be run again."""
         log = self.out / "log.jsonl"
-        if log.exists():
+        if log.exists() and self.world.main:
             kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
             with atomic_file(log) as out:
                 out.write("".join(line + "\n" for line in kept))
 
     # -- loop -----------------------------------------------------------------------------------------------
     def run(self) -> Path:
+        """Train until the budget is spent; under data parallelism only rank 0 writes logs, checkpoints and
+        models (every rank holds the same weights)."""
         from torch.utils.tensorboard import SummaryWriter
 
-        config = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(config.model_dump_json(indent=2))
-        self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
+        config, main = self.config, self.world.main
+        log = None
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(config.model_dump_json(indent=2))
+            self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
+            log = (self.out / "log.jsonl").open("a", encoding="utf-8")
         _reset_peak_memory(self.device)
         started = time.perf_counter() - self.seconds
         bar = tqdm(total=config.optim.max_steps, initial=self.step, disable=not self.show_progress, unit="step")
-        with (self.out / "log.jsonl").open("a", encoding="utf-8") as log:
+        try:
             if self.step == 0 and self.dev and config.eval.at_start:
                 entry = {"step": 0, "examples": 0, "loss": None, "dev": self._evaluate()}
                 entry["seconds"] = self.seconds = time.perf_counter() - started
-                log.write(json.dumps(entry) + "\n")
-                self._tensorboard(entry)
+                self._record(log, entry)
             while not self.finished:
                 entry = self._train_step()
                 entry["seconds"] = self.seconds = time.perf_counter() - started
                 if self._evaluation_due(entry["examples"] - entry["batch"]) or self.finished:
                     entry["dev"] = self._evaluate()
                     self.seconds = time.perf_counter() - started
-                log.write(json.dumps(entry) + "\n")
-                log.flush()
-                self._tensorboard(entry)
+                self._record(log, entry)
                 bar.set_postfix(loss=f"{entry['loss']:.4f}", pairs_s=f"{entry['pairs_per_second']:.1f}")
                 bar.update(1)
-                if self.step % config.checkpoint.every_steps == 0 or self.finished:
+                if main and (self.step % config.checkpoint.every_steps == 0 or self.finished):
                     checkpoints.save(self.out / "checkpoints", self.step, self.model.backbone, self._state(),
                                      config.checkpoint.keep)
-        bar.close()
-        self.writer.close()
-        if not self.dev:  # without dev tasks, the model is the last one
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+                self.writer.close()
+        if main and not self.dev:  # without dev tasks, the model is the last one
             self.model.save(self.out / "model")
+        self.world.barrier()
         return self.out / "model"
+
+    def _record(self, log, entry: dict) -> None:
+        if log is not None:
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            self._tensorboard(entry)
 
     def _evaluation_due(self, examples_before: int) -> bool:
         every = self.config.eval.every_examples
@@ -212,11 +237,13 @@ class Trainer:
     def _train_step(self) -> dict:
         config = self.config
         pairs = self.sampler.next_batch()
+        unit = config.step.micro_batch_size if config.step.strategy == "accumulation" else len(pairs)
         start = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(config, self.device):
-            loss = self.step_strategy.backward(pairs)
+            loss = self.step_strategy.backward(shard(pairs, self.world.rank, self.world.size, unit), len(pairs))
+        self.world.sum_gradients(self.model.encoder.parameters())
         if not math.isfinite(loss):
             last = checkpoints.newest(self.out / "checkpoints")
             raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped. The last good "
@@ -240,7 +267,8 @@ class Trainer:
         """Dev summaries; the model is saved as model/ when the configured metric improves."""
         config = self.config
         summaries = {task.name: evaluate_task(self.model, task, config.eval.depth, config.eval.batch_size,
-                                              show_progress=False).table["summary"] for task in self.dev}
+                                              show_progress=False, world=self.world).table["summary"]
+                     for task in self.dev}
         values = [s[self.setting][self.metric] for s in summaries.values() if self.metric in s.get(self.setting, {})]
         if values:
             score = sum(values) / len(values)
@@ -248,7 +276,8 @@ class Trainer:
                 score < self.best["score"] if self.metric in LOWER_IS_BETTER else score > self.best["score"])
             if better:
                 self.best = {"step": self.step, "score": score, "metric": config.eval.metric}
-                self.model.save(self.out / "model")
+                if self.world.main:
+                    self.model.save(self.out / "model")
         return summaries
 
     def _tensorboard(self, entry: dict) -> None:

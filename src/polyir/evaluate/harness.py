@@ -13,6 +13,7 @@ from statistics import fmean
 import torch
 
 from polyir.data.records import RetrievalTask
+from polyir.distributed import SINGLE, World
 from polyir.evaluate.metrics import (
     LIBRARY_DEPTH,
     METRICS,
@@ -73,14 +74,25 @@ class _Searched:
         return relevant_ranks(self.rel_scores[rows], relevant, above, inside)
 
 
-def encode_task(model: BiEncoder, task: RetrievalTask, batch_size: int = 128,
-                show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """Query and document embeddings, in the task's order (a title is joined to its text, as BEIR does)."""
+def encode_task(model: BiEncoder, task: RetrievalTask, batch_size: int = 128, show_progress: bool = True,
+                world: World = SINGLE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Query and document embeddings, in the task's order (a title is joined to its text, as BEIR does).
+    Under data parallelism each rank encodes every size-th text and all ranks receive all embeddings."""
     docs, queries = task.corpus, task.queries
-    doc_emb = model.encode([f"{d.title} {d.text}" if d.title else d.text for d in docs], [d.lang for d in docs],
-                           "passage", batch_size, show_progress)
-    query_emb = model.encode([q.text for q in queries], [q.lang for q in queries], "query", batch_size,
-                             show_progress)
+
+    def encode(texts: list[str], langs: list[str], kind: str) -> torch.Tensor:
+        mine = model.encode(texts[world.rank::world.size], langs[world.rank::world.size], kind, batch_size,
+                            show_progress)
+        if not world.distributed:
+            return mine
+        gathered, _ = world.gather(mine.to(world.device), differentiable=False)
+        order = torch.cat([torch.arange(r, len(texts), world.size) for r in range(world.size)])
+        out = torch.empty(len(texts), mine.shape[1])
+        out[order] = gathered.cpu()
+        return out
+
+    doc_emb = encode([f"{d.title} {d.text}" if d.title else d.text for d in docs], [d.lang for d in docs], "passage")
+    query_emb = encode([q.text for q in queries], [q.lang for q in queries], "query")
     return query_emb, doc_emb
 
 
@@ -127,9 +139,10 @@ def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
 
 def evaluate_task(model: BiEncoder, task: RetrievalTask, depth: int = 1000, batch_size: int = 128,
                   settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
-                  show_progress: bool = True) -> TaskEvaluation:
-    """Encode the task with `model`, then evaluate_embeddings()."""
-    return evaluate_embeddings(task, *encode_task(model, task, batch_size, show_progress), depth, settings, run_path)
+                  show_progress: bool = True, world: World = SINGLE) -> TaskEvaluation:
+    """Encode the task with `model` (sharded across the ranks of `world`), then evaluate_embeddings()."""
+    embeddings = encode_task(model, task, batch_size, show_progress, world)
+    return evaluate_embeddings(task, *embeddings, depth, settings, run_path)
 
 
 def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor, depth: int = 1000,

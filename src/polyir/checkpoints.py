@@ -6,7 +6,6 @@ damaged one."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import warnings
@@ -15,17 +14,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_model, save_model
 
-from polyir.files import atomic_dir
+from polyir.files import atomic_dir, sha256
 
 WEIGHTS, STATE, MANIFEST = "model.safetensors", "trainer_state.pt", "manifest.json"
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def name_of(step: int) -> str:
@@ -38,7 +29,7 @@ def save(folder: Path, step: int, model: torch.nn.Module, state: dict, keep: int
     with atomic_dir(target, overwrite=True) as staging:
         save_model(model, str(staging / WEIGHTS))
         torch.save(state, staging / STATE)
-        files = {name: {"size": (staging / name).stat().st_size, "sha256": _digest(staging / name)}
+        files = {name: {"size": (staging / name).stat().st_size, "sha256": sha256(staging / name)}
                  for name in (WEIGHTS, STATE)}
         (staging / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=2))
     for old in sorted(folder.glob("step-*"))[:-keep]:
@@ -54,7 +45,7 @@ def problem(checkpoint: Path) -> str | None:
             path = checkpoint / name
             if not path.is_file():
                 return f"{name} is missing"
-            if path.stat().st_size != expected["size"] or _digest(path) != expected["sha256"]:
+            if path.stat().st_size != expected["size"] or sha256(path) != expected["sha256"]:
                 return f"{name} does not match its checksum"
     except (OSError, ValueError, KeyError) as error:
         return f"unreadable manifest ({error})"

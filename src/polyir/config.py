@@ -53,6 +53,13 @@ def describe(error: ValidationError, path: str | Path | None) -> InputError:
     return InputError("invalid configuration\n  " + "\n  ".join(lines), path)
 
 
+def validated(cls: type[BaseModel], data: dict, path: str | Path):
+    try:
+        return cls(**data)
+    except ValidationError as error:
+        raise describe(error, path) from None
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -139,10 +146,7 @@ class TrainConfig(Strict):
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
         """Validate a YAML file; relative paths in it are taken from the current directory."""
-        try:
-            return cls(**load_yaml(path))
-        except ValidationError as error:
-            raise describe(error, path) from None
+        return validated(cls, load_yaml(path), path)
 
 
 class DatasetConfig(Strict):
@@ -220,7 +224,4 @@ class CompareConfig(Strict):
             for key in parents:
                 node = node.setdefault(key, {})
             node[leaf] = value
-        try:
-            return cls(**data)
-        except ValidationError as error:
-            raise describe(error, path) from None
+        return validated(cls, data, path)

@@ -4,7 +4,6 @@ Offline, point `data_dir` at a folder that already holds them (for example ../sh
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from polyir.errors import InputError
+from polyir.files import sha256
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("POLYIR_CACHE", Path.home() / ".cache" / "polyir"))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def download(source: Source, target: Path) -> Path:
     """Fetch every file of `source` that `target` lacks, verify its checksum, and move it into place."""
     target.mkdir(parents=True, exist_ok=True)
@@ -63,7 +55,7 @@ def download(source: Source, target: Path) -> Path:
         try:
             with urllib.request.urlopen(source.base_url + name, timeout=60) as response, open(temporary, "wb") as out:
                 shutil.copyfileobj(response, out)
-            actual = _sha256(Path(temporary))
+            actual = sha256(Path(temporary))
             if actual != expected:
                 raise InputError(f"checksum mismatch for {source.base_url + name}: expected {expected}, got {actual}")
             os.replace(temporary, target / name)

@@ -71,26 +71,26 @@ def synthetic_task(n_queries: int, n_docs: int, langs: list[str], dim: int, seed
     return task, torch.nn.functional.normalize(noisy, dim=1), docs
 
 
-def search_once(chunks: tuple[int, int], n_queries: int, n_docs: int, dim: int) -> dict:
+def search_once(chunks: tuple[int, int], n_queries: int, n_docs: int, dim: int, backend: str = "exact") -> dict:
     """One evaluation in this process: seconds and peak resident memory above the embeddings."""
     from polyir.evaluate.harness import evaluate_embeddings
 
     task, query_emb, doc_emb = synthetic_task(n_queries, n_docs, ["ar", "de", "en", "sw", "yo"], dim)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    result = evaluate_embeddings(task, query_emb, doc_emb, depth=100, chunks=chunks)
+    result = evaluate_embeddings(task, query_emb, doc_emb, depth=100, chunks=chunks, backend=backend)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"chunks": chunks, "seconds": seconds, "peak_rss_gib": peak / 2**20,
+    return {"chunks": chunks, "backend": backend, "seconds": seconds, "peak_rss_gib": peak / 2**20,
             "search_extra_gib": (peak - before) / 2**20, "multi_map": result.table["summary"]["multi"]["map"]}
 
 
 def bench_search(n_queries: int = 10_000, n_docs: int = 100_000, dim: int = 1024) -> list[dict]:
     """Each variant in a fresh process, so that peak memory is its own."""
     rows = []
-    for chunks in [(1024, 16384), (n_queries, n_docs)]:
+    for chunks, backend in [((1024, 16384), "exact"), ((n_queries, n_docs), "exact"), ((1024, 16384), "faiss")]:
         code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import eval_bench; "
-                f"print(json.dumps(eval_bench.search_once({chunks}, {n_queries}, {n_docs}, {dim})))")
+                f"print(json.dumps(eval_bench.search_once({chunks}, {n_queries}, {n_docs}, {dim}, {backend!r})))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return rows

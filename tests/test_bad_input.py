@@ -141,4 +141,6 @@ def test_missing_model_and_usage_errors(tmp_path):
     result = polyir("evaluate", "--model", tmp_path / "nowhere", "--task", task, "--out", tmp_path / "out")
     assert result.returncode == 2 and "nowhere" in result.stderr
     assert polyir("evaluate", "--task", task).returncode == 2
+    result = polyir("evaluate", "--model", tmp_path, "--task", task, "--out", tmp_path / "o", "--search", "annoy")
+    assert result.returncode == 2 and "--search must be 'exact' or 'faiss'" in result.stderr
     assert polyir("prepare", "lareqa", "--help").returncode == 0

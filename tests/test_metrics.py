@@ -93,3 +93,23 @@ def test_library_measures_names_and_values():
     # nDCG@10 for relevant at ranks 1 and 3 of an ideal 1, 2
     ideal = 1 + 1 / torch.log2(torch.tensor(3.0))
     assert values["q1"]["ndcg@10"] == pytest.approx(float((1 + 1 / torch.log2(torch.tensor(4.0))) / ideal))
+
+
+def test_faiss_backend_gives_the_exact_results():
+    from polyir.data.records import Document, Query, RetrievalTask
+    from polyir.evaluate.harness import evaluate_embeddings
+
+    generator = torch.Generator().manual_seed(2)
+    corpus = [Document(f"{lang}-{i}", "", lang) for lang in ("en", "sw") for i in range(300)]
+    queries = [Query(f"q{i}-{lang}", "", lang) for lang in ("en", "sw") for i in range(40)]
+    qrels = {q.id: {f"{lang}-{q.id[1:].split('-')[0]}": 1 for lang in ("en", "sw")} for q in queries}
+    task = RetrievalTask("t", corpus, queries, qrels)
+    docs = torch.nn.functional.normalize(torch.randn(600, 16, generator=generator), dim=1)
+    near = torch.tensor([(0 if q.lang == "en" else 300) + int(q.id[1:].split("-")[0]) for q in queries])
+    query_emb = torch.nn.functional.normalize(docs[near] + 0.3 * torch.randn(80, 16, generator=generator), dim=1)
+    exact = evaluate_embeddings(task, query_emb, docs, depth=50)
+    approx = evaluate_embeddings(task, query_emb, docs, depth=50, backend="faiss")
+    for setting, values in exact.table["summary"].items():
+        for name, value in values.items():
+            assert approx.table["summary"][setting][name] == pytest.approx(value, abs=1e-6), (setting, name)
+    assert exact.table["summary"]["multi"]["map"] > 0.3

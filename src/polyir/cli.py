@@ -108,6 +108,7 @@ def evaluate(
     max_query_length: Annotated[int | None, typer.Option(min=1)] = None,
     max_passage_length: Annotated[int | None, typer.Option(min=1)] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per encoding batch.")] = 128,
+    search: Annotated[str, typer.Option(help="Top-k search: exact (chunked matrix products) or faiss.")] = "exact",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")] = "auto",
     overwrite: Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
@@ -123,6 +124,8 @@ def evaluate(
     from polyir.model import BiEncoder
 
     _quiet_libraries(quiet)
+    if search not in ("exact", "faiss"):
+        raise InputError(f"--search must be 'exact' or 'faiss', got '{search}'")
     tasks = [read_beir(folder, split, lang) for folder in task] if task else [default_task(data_dir)]
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
@@ -138,7 +141,7 @@ def evaluate(
         for retrieval_task in tasks:
             evaluation = evaluate_task(encoder, retrieval_task, depth, batch_size,
                                        run_path=staging / "runs" / f"{retrieval_task.name}.trec",
-                                       show_progress=not quiet)
+                                       show_progress=not quiet, backend=search)
             results[retrieval_task.name] = evaluation.table
         (staging / "metrics.json").write_text(json.dumps(results, indent=2))
     for name, table in results.items():

@@ -22,7 +22,7 @@ from polyir.evaluate.metrics import (
     rank_distance,
     relevant_ranks,
 )
-from polyir.evaluate.search import NO_DOC, Scored, count_above, top_k
+from polyir.evaluate.search import NO_DOC, Scored, count_above, top_k, top_k_faiss
 from polyir.files import atomic_file
 from polyir.model import BiEncoder
 
@@ -97,7 +97,7 @@ def encode_task(model: BiEncoder, task: RetrievalTask, batch_size: int = 128, sh
 
 
 def _search(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor, depth: int,
-            chunks: tuple[int, int]) -> _Searched:
+            chunks: tuple[int, int], backend: str) -> _Searched:
     groups: dict[str, list[int]] = defaultdict(list)
     for index, doc in enumerate(task.corpus):
         groups[doc.lang].append(index)
@@ -116,8 +116,13 @@ def _search(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor,
     def local(index: torch.Tensor, a: int, b: int) -> torch.Tensor:
         return torch.where((index >= a) & (index < b), index - a, NO_DOC)
 
-    tops = {lang: top_k(query_emb, doc_emb[a:b], (b - a) if depth == 0 else max(depth, LIBRARY_DEPTH),
-                        local(relevant, a, b), local(exclude, a, b), *chunks) for lang, (a, b) in bounds.items()}
+    def best(a: int, b: int) -> Scored:
+        k = (b - a) if depth == 0 else max(depth, LIBRARY_DEPTH)
+        if backend == "faiss":
+            return top_k_faiss(query_emb, doc_emb[a:b], k, local(relevant, a, b), local(exclude, a, b))
+        return top_k(query_emb, doc_emb[a:b], k, local(relevant, a, b), local(exclude, a, b), *chunks)
+
+    tops = {lang: best(a, b) for lang, (a, b) in bounds.items()}
     rel_scores = torch.full(relevant.shape, float("nan"))
     for found in tops.values():
         rel_scores = torch.where(found.rel_scores.isnan(), rel_scores, found.rel_scores)
@@ -139,20 +144,21 @@ def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
 
 def evaluate_task(model: BiEncoder, task: RetrievalTask, depth: int = 1000, batch_size: int = 128,
                   settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
-                  show_progress: bool = True, world: World = SINGLE) -> TaskEvaluation:
+                  show_progress: bool = True, world: World = SINGLE, backend: str = "exact") -> TaskEvaluation:
     """Encode the task with `model` (sharded across the ranks of `world`), then evaluate_embeddings()."""
     embeddings = encode_task(model, task, batch_size, show_progress, world)
-    return evaluate_embeddings(task, *embeddings, depth, settings, run_path)
+    return evaluate_embeddings(task, *embeddings, depth, settings, run_path, backend=backend)
 
 
 def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor, depth: int = 1000,
                         settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
-                        chunks: tuple[int, int] = (1024, 16384)) -> TaskEvaluation:
+                        chunks: tuple[int, int] = (1024, 16384), backend: str = "exact") -> TaskEvaluation:
     """Metrics per setting and language (or language pair) with macro-averaged summaries; with `run_path`, the
     TREC run of every query over the whole corpus at `depth` (0 = every document). Mono and cross rankings are
     this run restricted to one language's documents. A query counts in a setting when it has a relevant
-    document there. `chunks`: (queries, documents) scored at once, which bounds search memory."""
-    searched = _search(task, query_emb, doc_emb, depth, chunks)
+    document there. `chunks`: (queries, documents) scored at once, which bounds search memory; `backend`
+    "faiss" takes the top-k lists from FAISS (the ranks behind map and rank_distance stay exact)."""
+    searched = _search(task, query_emb, doc_emb, depth, chunks, backend)
     by_lang: dict[str, list[int]] = defaultdict(list)
     for q, query in enumerate(task.queries):
         by_lang[query.lang].append(q)

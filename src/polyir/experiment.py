@@ -10,6 +10,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from polyir.config import CompareConfig, CompareDataConfig, SamplingConfig, StepConfig, TrainConfig
 from polyir.data import read_beir, write_beir, write_train
 from polyir.errors import InputError
@@ -130,7 +132,7 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     if (folder / RESULT).is_file():
         return json.loads((folder / RESULT).read_text())
     Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress).run()
-    model = BiEncoder.from_pretrained(folder / "model")
+    model = BiEncoder.from_pretrained(folder / "model").to("cuda" if torch.cuda.is_available() else "cpu")
     test = {}
     for path in data.test:
         task = read_beir(path, lang=data.dev_lang)

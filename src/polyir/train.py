@@ -129,7 +129,7 @@ class Trainer:
         if step.batch_size % size:
             raise InputError(f"step.batch_size {step.batch_size} must be a multiple of the {size} processes")
         micro = step.micro_batch_size
-        if step.strategy == "accumulation" and (micro % size or step.batch_size % micro):
+        if step.strategy == "accumulation" and size > 1 and (micro % size or step.batch_size % micro):
             raise InputError(f"step.micro_batch_size {step.micro_batch_size} must divide step.batch_size and be a "
                              f"multiple of the {size} processes")
 
@@ -148,7 +148,7 @@ class Trainer:
         checkpoint = checkpoints.newest(self.out / "checkpoints")
         if checkpoint is None:
             print(f"{self.out}: no complete checkpoint, starting from the beginning", file=sys.stderr)
-            self._truncate_log(0)
+            self._truncate_log(-1)
             return
         state = checkpoints.load(checkpoint, self.model.backbone)
         if state["world_size"] != self.world.size:

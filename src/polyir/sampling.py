@@ -7,7 +7,6 @@ Batches are a pure function of (seed, epoch): resuming replays the epoch's plan 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,7 +47,8 @@ def shard(pairs: list[Pair], rank: int, size: int, unit: int) -> list[Pair]:
 
 
 class BatchSampler:
-    """An endless, resumable stream of batches; `kind_of_batch` tells for each batch 'mono' or 'xy' or 'xx'."""
+    """An endless, resumable stream of batches (next_batch); next_planned also tells the batch's kind:
+    'mono', 'xx' or 'xy'."""
 
     def __init__(self, examples: list[ParallelExample], batch_size: int, strategy: Strategy = "hybrid",
                  alpha: float = 0.5, languages: list[str] | None = None, weighting: Weighting = "uniform",
@@ -114,11 +114,6 @@ class BatchSampler:
         return Pair(self.examples[index], x, x if kind == "xx" else rng.choice([y for y in langs if y != x]))
 
     # -- iteration and resume -------------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[list[Pair]]:
-        while True:
-            batch = self.next_batch()
-            yield batch
-
     def next_batch(self) -> list[Pair]:
         return self.next_planned()[1]
 

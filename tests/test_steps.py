@@ -7,7 +7,7 @@ import torch
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
 from polyir.sampling import BatchSampler
-from polyir.steps import Accumulation, FullBatch, GradCache, Inputs, by_length
+from polyir.steps import DEFAULT_GROUP, Accumulation, Batch, FullBatch, GradCache, Groups, make_step
 
 TEMPERATURE = 0.05
 
@@ -27,8 +27,9 @@ def gradients(model: BiEncoder) -> torch.Tensor:
 def run(model, strategy, pairs, seed=0) -> tuple[float, torch.Tensor]:
     model.zero_grad(set_to_none=True)
     torch.manual_seed(seed)
-    value = strategy.backward(pairs)
-    return value, gradients(model)
+    value = strategy.backward(Batch.of(model, pairs))
+    assert isinstance(value, torch.Tensor) and value.ndim == 0  # no host synchronisation inside the step
+    return float(value), gradients(model)
 
 
 def relative_error(a, b):
@@ -38,23 +39,66 @@ def relative_error(a, b):
 def test_gradcache_equals_full_batch_with_dropout(tiny_m2m100, parallel_examples):
     model = BiEncoder.from_pretrained(tiny_m2m100)
     model.train()
+    assert model.draws_random_numbers
     pairs = pairs_with_negatives(parallel_examples)
     assert any(p.negative for p in pairs)
-    # the full-batch reference draws dropout masks chunk by chunk, in GradCache's order, all in one graph
-    model.zero_grad(set_to_none=True)
-    torch.manual_seed(0)
-    ordered = by_length(pairs)  # GradCache chunks the batch in order of length
-    parts = [Inputs.of(model, ordered[i:i + 4]).embed(model) for i in range(0, 12, 4)]
-    joined = {k: torch.cat([p[k] for p in parts if p[k] is not None]) for k in ("query", "passage", "negative")}
-    reference_loss = loss(joined["query"], joined["passage"], joined["negative"])
-    reference_loss.backward()
-    reference = gradients(model)
+    # the full batch in forward passes of 4 texts draws its dropout masks group by group, as GradCache does
+    reference_loss, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
     cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
-    assert abs(cached_loss - reference_loss.item()) < 1e-6
+    assert abs(cached_loss - reference_loss) < 1e-6
     assert relative_error(cached, reference) <= 1e-5
     # without the random-state replay the second pass draws other masks, and the gradient is wrong
     _, wrong = run(model, GradCache(model, loss, chunk_size=4, replay_random_state=False), pairs)
     assert relative_error(wrong, reference) > 1e-3
+    # the random state after the step is the one after the first pass, as in a full-batch step
+    torch.manual_seed(0)
+    model.zero_grad(set_to_none=True)
+    GradCache(model, loss, chunk_size=4).backward(Batch.of(model, pairs))
+    after_cached = torch.rand(3)
+    torch.manual_seed(0)
+    FullBatch(model, loss, group_size=4).backward(Batch.of(model, pairs))
+    assert torch.equal(torch.rand(3), after_cached)
+
+
+def test_no_replay_without_dropout(tiny_m2m100, tiny_m2m100_no_dropout, parallel_examples):
+    """Replaying random states is needed only when a forward pass draws random numbers."""
+    model = BiEncoder.from_pretrained(tiny_m2m100_no_dropout)
+    model.train()
+    assert not model.draws_random_numbers
+    with_dropout = BiEncoder.from_pretrained(tiny_m2m100)
+    assert with_dropout.draws_random_numbers and not with_dropout.eval().draws_random_numbers
+    pairs = pairs_with_negatives(parallel_examples)
+    full_loss, full = run(model, FullBatch(model, loss), pairs)
+    cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
+    assert abs(cached_loss - full_loss) < 1e-6
+    assert relative_error(cached, full) <= 1e-5
+
+
+def test_forward_groups_do_not_change_the_result(tiny_m2m100, parallel_examples):
+    """Texts go through the encoder in groups of similar length: any group size gives the same loss and
+    gradient (up to float rounding), and each text's embedding is the one it gets alone, unpadded."""
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    model.eval()
+    pairs = pairs_with_negatives(parallel_examples)
+    one_loss, one = run(model, FullBatch(model, loss, group_size=1), pairs)
+    for size in (3, 7, DEFAULT_GROUP):
+        value, grads = run(model, FullBatch(model, loss, group_size=size), pairs)
+        assert abs(value - one_loss) < 1e-5
+        assert relative_error(grads, one) <= 1e-5
+    batch = Batch.of(model, pairs)
+    assert len(batch.texts) == 2 * len(pairs) + sum(p.negative is not None for p in pairs)
+    alone = torch.stack([model(**model.collate([text]))[0] for text in batch.texts])
+    with torch.no_grad():
+        grouped = Groups(model, batch.texts, 5).embed(model)
+    assert torch.allclose(grouped, alone, atol=1e-5)
+
+
+def test_auto_chunk_on_cpu_is_the_default_group(tiny_m2m100, parallel_examples):
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    step = make_step("gradcache", model, loss, 12)
+    assert step.chunk_size == "auto"
+    run(model, step, pairs_with_negatives(parallel_examples))
+    assert step.chunk_size == DEFAULT_GROUP
 
 
 def test_gradcache_and_accumulation_k1_equal_full_batch_without_dropout(tiny_m2m100, parallel_examples):
@@ -98,3 +142,16 @@ def test_gradcache_under_bf16_autocast_tracks_full_batch(tiny_m2m100, parallel_e
     assert all(p.grad.dtype == torch.float32 for p in model.encoder.parameters() if p.grad is not None)
     assert abs(cached_loss - full_loss) < 0.05 * abs(full_loss)
     assert relative_error(cached, full) < 0.05
+
+
+def test_compiled_encoder_gives_the_eager_gradient(tiny_m2m100, parallel_examples):
+    """torch.compile (inductor, here on CPU) changes how the encoder runs, not what it computes or how its
+    weights are named, so checkpoints and saved models stay the same."""
+    pairs = pairs_with_negatives(parallel_examples)
+    eager = BiEncoder.from_pretrained(tiny_m2m100).eval()
+    eager_loss, reference = run(eager, GradCache(eager, loss, chunk_size=5), pairs)
+    compiled = BiEncoder.from_pretrained(tiny_m2m100).eval().compile_encoder()
+    assert list(compiled.backbone.state_dict()) == list(eager.backbone.state_dict())
+    value, grads = run(compiled, GradCache(compiled, loss, chunk_size=5), pairs)
+    assert abs(value - eager_loss) < 1e-5
+    assert relative_error(grads, reference) <= 1e-4

@@ -128,7 +128,8 @@ def test_diverging_loss_stops_with_the_last_good_checkpoint(tiny_m2m100, small_x
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"step": {"strategy": "gradcache", "batch_size": 8}}, "step.chunk_size is required"),
+    ({"step": {"strategy": "full", "batch_size": 8, "chunk_size": "auto"}}, "'auto' is for strategy 'gradcache'"),
+    ({"step": {"strategy": "gradcache", "batch_size": 8, "memory_gib": 0}}, "step.memory_gib"),
     ({"sampling.strategy": "mixed"}, "sampling.strategy"),
     ({"optim.lr": -1}, "optim.lr"),
     ({"eval.metric": "map"}, "eval.metric"),

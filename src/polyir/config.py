@@ -92,14 +92,21 @@ class StepConfig(Strict):
     strategy: Literal["full", "accumulation", "gradcache"] = "full"
     batch_size: PositiveInt = 32
     micro_batch_size: PositiveInt | None = None
-    chunk_size: PositiveInt | None = None
+    chunk_size: PositiveInt | Literal["auto"] | None = Field(
+        default=None, description="texts per forward pass: gradcache's chunk (default 'auto': from free GPU "
+        "memory), the length buckets of full (default 64) and accumulation (default: the micro-batch)")
+    memory_gib: PositiveFloat | None = Field(
+        default=None, description="GPU memory the whole step may use, for gradcache's 'auto' chunk (default: "
+        "what is free)")
 
     @model_validator(mode="after")
     def _sizes(self) -> StepConfig:
         if self.strategy == "accumulation" and self.micro_batch_size is None:
             raise ValueError("step.micro_batch_size is required for strategy 'accumulation'")
+        if self.chunk_size == "auto" and self.strategy != "gradcache":
+            raise ValueError("step.chunk_size 'auto' is for strategy 'gradcache'; give a number of texts")
         if self.strategy == "gradcache" and self.chunk_size is None:
-            raise ValueError("step.chunk_size is required for strategy 'gradcache'")
+            self.chunk_size = "auto"
         return self
 
 
@@ -142,6 +149,7 @@ class TrainConfig(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = Field(default=False, description="torch.compile the encoder (pays on GPUs, for long runs)")
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:

@@ -42,12 +42,13 @@ class World:
             dist.all_gather(parts, padded)
         return torch.cat([part[:count] for part, count in zip(parts, counts)]), sum(counts[:self.rank])
 
-    def sum(self, value: float) -> float:
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks of a tensor on this rank's device (no host synchronisation)."""
         if not self.distributed:
             return value
-        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor)
-        return float(tensor)
+        total = value.detach().clone()
+        dist.all_reduce(total)
+        return total
 
     def sum_gradients(self, parameters) -> None:
         """One all-reduce (sum) of every gradient, once per optimiser step, flattened into a single buffer."""

@@ -130,44 +130,90 @@ class BiEncoder(nn.Module):
                 ids[i] = row
         return ids
 
-    def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
-        return {key: value.to(self.device) for key, value in batch.items()}
+    def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor | None]:
+        """Padded input ids on the model's device, and the attention mask, or None where no row is padded (the
+        encoder then needs no mask, and PyTorch's flash attention can run). On CUDA, rows are padded to a
+        multiple of 8 for the tensor cores and copied from pinned memory without blocking the host."""
+        cuda = self.device.type == "cuda"
+        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt",
+                                   pad_to_multiple_of=8 if cuda else None)
+        padded = any(len(row) < batch["input_ids"].shape[1] for row in ids)
+        moved = {key: (batch[key].pin_memory() if cuda else batch[key]).to(self.device, non_blocking=cuda)
+                 for key in ("input_ids", "attention_mask")}
+        return {"input_ids": moved["input_ids"], "attention_mask": moved["attention_mask"] if padded else None}
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    @property
+    def draws_random_numbers(self) -> bool:
+        """Whether a forward pass in this mode uses the random generator (dropout, layer drop): only then must
+        GradCache replay random states."""
+        if not self.training:
+            return False
+        if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.encoder.modules()):
+            return True
+        return any(isinstance(value, float) and value > 0 and ("dropout" in key or "layerdrop" in key)
+                   and not key.startswith("decoder") for key, value in self.encoder.config.to_dict().items())
+
+    def _encoder_mask(self, attention_mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
+        """For PyTorch's SDPA attention, the 4-D boolean mask Hugging Face would build (True = attend), as a
+        view: built here, it spares the host synchronisation of Hugging Face's test for an all-ones mask."""
+        if attention_mask is None or self.encoder.config._attn_implementation != "sdpa":
+            return attention_mask
+        return attention_mask.bool()[:, None, None, :].expand(-1, 1, length, -1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        mask = self._encoder_mask(attention_mask, input_ids.shape[1])
+        states = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         if self.settings.pooling == "cls":
             pooled = states[:, 0]
+        elif attention_mask is None:
+            pooled = states.mean(1)
         else:
-            mask = attention_mask.unsqueeze(-1).to(states.dtype)
-            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            weights = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return F.normalize(pooled, dim=-1) if self.settings.normalize else pooled
 
     def embed(self, texts: list[str], langs: list[str], kind: Kind) -> torch.Tensor:
         """Embeddings with a graph, for training."""
         return self(**self.collate(self.tokenize(texts, langs, kind)))
 
-    @torch.no_grad()
     def encode(self, texts: list[str], langs: list[str], kind: Kind, batch_size: int = 128,
                show_progress: bool = True, sort_by_length: bool = True) -> torch.Tensor:
-        """Float32 CPU embeddings, batched in order of length so that little compute goes to padding."""
-        ids = self.tokenize(texts, langs, kind)
+        """Float32 CPU embeddings of texts, for evaluation."""
+        return self.encode_ids(self.tokenize(texts, langs, kind), batch_size, sort_by_length,
+                               f"encode {kind} texts" if show_progress else None)
+
+    @torch.no_grad()
+    def encode_ids(self, ids: list[list[int]], batch_size: int = 128, sort_by_length: bool = True,
+                   progress: str | None = None) -> torch.Tensor:
+        """Float32 CPU embeddings of token ids, batched in order of length so that little compute goes to
+        padding. On CUDA (bf16), each batch's result is copied into pinned memory without waiting, so the GPU
+        never idles while the host collects results."""
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i])) if sort_by_length else list(range(len(ids)))
-        out = torch.empty(len(ids), self.dimension)
+        cuda = self.device.type == "cuda"
+        done = torch.empty(len(ids), self.dimension, pin_memory=cuda)  # rows in `order`
         was_training = self.training
         self.eval()
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         try:
-            with autocast, tqdm(total=len(ids), desc="encode queries" if kind == "query" else "encode passages",
-                                unit="text",
-                                disable=not show_progress, leave=False) as bar:
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda), \
+                    tqdm(total=len(ids), desc=progress, unit="text", disable=progress is None, leave=False) as bar:
                 for start in range(0, len(order), batch_size):
                     chunk = order[start:start + batch_size]
-                    out[chunk] = self(**self.collate([ids[i] for i in chunk])).float().cpu()
+                    done[start:start + len(chunk)].copy_(self(**self.collate([ids[i] for i in chunk])),
+                                                         non_blocking=cuda)
                     bar.update(len(chunk))
+            if cuda:
+                torch.cuda.current_stream(self.device).synchronize()
         finally:
             self.train(was_training)
+        out = torch.empty(len(ids), self.dimension)
+        out[order] = done
         return out
+
+    def compile_encoder(self, **options) -> BiEncoder:
+        """Compile the encoder in place with torch.compile, for dynamic shapes (lengths and batch sizes vary);
+        parameters and their names stay the same, so saving and checkpoints are unchanged."""
+        self.encoder.compile(dynamic=True, **options)
+        return self
 
     def save(self, path: str | Path, overwrite: bool = True) -> None:
         """Safetensors weights + tokenizer + polyir settings; encoder-only models also as sentence-transformers."""

@@ -5,75 +5,104 @@
   gradients averaged: NOT the gradient of the full batch (fewer negatives), the technique the question compares.
 - GradCache (Gao et al. 2021): the exact full-batch gradient in bounded memory: embed every chunk without a graph,
   take the full-batch loss's gradient with respect to the embeddings (the representation cache), then re-embed
-  each chunk with a graph and back-propagate embedding . cached gradient. The random state of each chunk's first
-  pass is replayed in the second, so dropout draws the same masks."""
+  each chunk with a graph and back-propagate embedding . cached gradient. When the model draws random numbers
+  (dropout), the random state of each chunk's first pass is replayed in the second, so it draws the same masks.
+
+The encoder sees a batch's texts (queries, passages, hard negatives alike) in groups of similar length, so that
+little compute goes to padding; the loss sees them in pair order again. Every input reaches the device before the
+first forward pass and the loss comes back as a tensor, so the host never waits for the GPU inside a step."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from polyir.distributed import SINGLE, World
-from polyir.model import BiEncoder, Kind
+from polyir.model import BiEncoder
 from polyir.sampling import Pair
 
 # (queries, passages, negatives, rows, denominator) -> loss; see polyir.loss.info_nce
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, slice, int], torch.Tensor]
+KINDS = ("query", "passage", "negative")
+DEFAULT_GROUP = 64  # texts per forward pass of the full batch
 
 
 @dataclass
-class Inputs:
-    """Tokenised inputs of one group of pairs: queries, passages and the hard negatives that exist."""
+class Batch:
+    """One step's pairs as token ids, tokenised once: a query and a passage per pair, and a hard negative where
+    the pair has one."""
 
-    tensors: dict[Kind | str, dict[str, torch.Tensor] | None]
+    queries: list[list[int]]
+    passages: list[list[int]]
+    negatives: list[list[int] | None]
 
     @classmethod
-    def of(cls, model: BiEncoder, pairs: list[Pair]) -> Inputs:
-        negatives = [(p.negative, p.passage_lang) for p in pairs if p.negative is not None]
-        tensors = {
-            "query": model.collate(model.tokenize([p.query for p in pairs], [p.query_lang for p in pairs], "query")),
-            "passage": model.collate(model.tokenize([p.passage for p in pairs], [p.passage_lang for p in pairs],
-                                                    "passage")),
-            "negative": model.collate(model.tokenize([t for t, _ in negatives], [lang for _, lang in negatives],
-                                                     "passage")) if negatives else None,
-        }
-        return cls(tensors)
+    def of(cls, model: BiEncoder, pairs: list[Pair]) -> Batch:
+        with_negative = [i for i, p in enumerate(pairs) if p.negative is not None]
+        negatives: list[list[int] | None] = [None] * len(pairs)
+        if with_negative:
+            ids = model.tokenize([pairs[i].negative for i in with_negative],
+                                 [pairs[i].passage_lang for i in with_negative], "passage")
+            for i, row in zip(with_negative, ids):
+                negatives[i] = row
+        return cls(model.tokenize([p.query for p in pairs], [p.query_lang for p in pairs], "query"),
+                   model.tokenize([p.passage for p in pairs], [p.passage_lang for p in pairs], "passage"),
+                   negatives)
 
-    def embed(self, model: BiEncoder) -> dict[str, torch.Tensor | None]:
-        return {kind: None if batch is None else model(**batch) for kind, batch in self.tensors.items()}
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def split(self, size: int) -> list[Batch]:
+        return [Batch(self.queries[i:i + size], self.passages[i:i + size], self.negatives[i:i + size])
+                for i in range(0, len(self), size)]
+
+    @property
+    def texts(self) -> list[list[int]]:
+        """Queries, then passages, then the negatives that exist: the order of `kinds`."""
+        return self.queries + self.passages + [n for n in self.negatives if n is not None]
+
+    def kinds(self, embeddings: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        """Embeddings in the order of `texts`, cut into queries, passages and negatives (None when none)."""
+        n = len(self)
+        return {"query": embeddings[:n], "passage": embeddings[n:2 * n],
+                "negative": embeddings[2 * n:] if len(embeddings) > 2 * n else None}
 
 
-def _split(pairs: list[Pair], size: int) -> list[list[Pair]]:
-    return [pairs[i:i + size] for i in range(0, len(pairs), size)]
+class Groups:
+    """Texts in forward passes of at most `size` texts of similar length (longest first), already on the
+    device, and the permutation that puts their embeddings back in text order."""
 
+    def __init__(self, model: BiEncoder, texts: list[list[int]], size: int):
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        self.sizes = [len(order[i:i + size]) for i in range(0, len(order), size)]
+        self.inputs = [model.collate([texts[i] for i in order[i:i + size]]) for i in range(0, len(order), size)]
+        cuda = model.device.type == "cuda"
+        self.order = torch.tensor(order, pin_memory=cuda).to(model.device, non_blocking=cuda)
+        self.inverse = torch.empty_like(self.order)
+        self.inverse[self.order] = torch.arange(len(order), device=model.device)
 
-def by_length(pairs: list[Pair]) -> list[Pair]:
-    """Pairs in order of passage length, longest first, so that forward passes over consecutive pairs pad
-    little. The contrastive loss does not depend on the order of the pairs (query i stays with passage i)."""
-    return sorted(pairs, key=lambda pair: -len(pair.passage))
+    def __iter__(self):
+        return iter(self.inputs)
 
-
-def _embed_in_buckets(model: BiEncoder, pairs: list[Pair], size: int) -> dict[str, torch.Tensor | None]:
-    """The embeddings of a whole batch with a graph, computed in forward passes of `size` pairs of similar length:
-    the encoder treats every text on its own, so this is the one-pass result with less padding."""
-    parts = [Inputs.of(model, bucket).embed(model) for bucket in _split(pairs, size)]
-    return {kind: torch.cat(values) if (values := [p[kind] for p in parts if p[kind] is not None]) else None
-            for kind in parts[0]}
+    def embed(self, model: BiEncoder) -> torch.Tensor:
+        """Every text's embedding, with a graph, in text order."""
+        return torch.cat([model(**inputs) for inputs in self.inputs])[self.inverse]
 
 
 class StepStrategy:
-    """Accumulates the gradient of one batch into the model's .grad and returns the batch loss.
+    """Accumulates the gradient of one batch into the model's .grad and returns the batch loss as a tensor.
 
-    `pairs` are this process's share of a batch of `total` pairs; under data parallelism the contrastive problem
+    `batch` is this process's share of a batch of `total` pairs; under data parallelism the contrastive problem
     spans every rank's embeddings, and the gradients summed over ranks (World.sum_gradients, once per optimiser
     step) equal those of one process holding the whole batch."""
 
     def __init__(self, model: BiEncoder, loss: Loss, world: World = SINGLE):
         self.model, self.loss, self.world = model, loss, world
 
-    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
+    def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def _gathered(self, local: dict[str, torch.Tensor | None], differentiable: bool
@@ -94,33 +123,38 @@ class StepStrategy:
 
 
 class FullBatch(StepStrategy):
-    """One graph over the whole batch; its forward runs in length-sorted buckets of `bucket_size` pairs."""
+    """One graph over the whole batch, built in forward passes of `group_size` texts of similar length."""
 
-    def __init__(self, model: BiEncoder, loss: Loss, world: World = SINGLE, bucket_size: int = 32):
+    def __init__(self, model: BiEncoder, loss: Loss, world: World = SINGLE, group_size: int = DEFAULT_GROUP):
         super().__init__(model, loss, world)
-        self.bucket_size = bucket_size
+        self.group_size = group_size
 
-    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
-        embedded = _embed_in_buckets(self.model, by_length(pairs), self.bucket_size)
-        loss = self._contrastive(embedded, total or len(pairs))
+    def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
+        groups = Groups(self.model, batch.texts, self.group_size)
+        loss = self._contrastive(batch.kinds(groups.embed(self.model)), total or len(batch))
         loss.backward()
-        return self.world.sum(loss.item())
+        return self.world.sum(loss.detach())
 
 
 class Accumulation(StepStrategy):
-    """`micro_batch_size` is global: under data parallelism each rank holds its share of every micro-batch."""
+    """`micro_batch_size` is global: under data parallelism each rank holds its share of every micro-batch, whose
+    texts go through the encoder in forward passes of `group_size` (default: a micro-batch's share)."""
 
-    def __init__(self, model: BiEncoder, loss: Loss, micro_batch_size: int, world: World = SINGLE):
+    def __init__(self, model: BiEncoder, loss: Loss, micro_batch_size: int, world: World = SINGLE,
+                 group_size: int | None = None):
         super().__init__(model, loss, world)
-        self.micro_batch_size = micro_batch_size
+        self.micro_batch_size, self.group_size = micro_batch_size, group_size
 
-    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
-        value = 0.0
-        for micro in _split(pairs, self.micro_batch_size // self.world.size):
-            loss = self._contrastive(Inputs.of(self.model, micro).embed(self.model), total or len(pairs))
+    def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
+        share = self.micro_batch_size // self.world.size
+        micros = batch.split(share)
+        groups = [Groups(self.model, micro.texts, self.group_size or share) for micro in micros]
+        value = torch.zeros((), device=self.model.device)
+        for micro, group in zip(micros, groups):
+            loss = self._contrastive(micro.kinds(group.embed(self.model)), total or len(batch))
             loss.backward()
-            value = value + loss.detach()  # one host synchronisation per step, not one per micro-batch
-        return self.world.sum(float(value))
+            value = value + loss.detach()
+        return self.world.sum(value)
 
 
 class RandomState:
@@ -138,58 +172,99 @@ class RandomState:
 
 
 class GradCache(StepStrategy):
-    """`replay_random_state=False` saves the state copies when nothing random runs (dropout off)."""
+    """`chunk_size` texts per forward pass, or "auto": the largest chunk that fits in the GPU memory left (or in
+    `memory_gib`, the whole step's budget), measured once on the first batch; on CPU, "auto" is DEFAULT_GROUP.
+    `replay_random_state` defaults to whether the model draws random numbers (dropout) in its current mode."""
 
-    def __init__(self, model: BiEncoder, loss: Loss, chunk_size: int, replay_random_state: bool = True,
-                 world: World = SINGLE):
+    def __init__(self, model: BiEncoder, loss: Loss, chunk_size: int | str, replay_random_state: bool | None = None,
+                 world: World = SINGLE, memory_gib: float | None = None):
         super().__init__(model, loss, world)
-        self.chunk_size, self.replay = chunk_size, replay_random_state
+        self.chunk_size, self.replay, self.memory_gib = chunk_size, replay_random_state, memory_gib
 
-    def backward(self, pairs: list[Pair], total: int | None = None) -> float:
-        chunks = [Inputs.of(self.model, chunk) for chunk in _split(by_length(pairs), self.chunk_size)]
-        states, cached = [], []
+    def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
+        if self.chunk_size == "auto":
+            self.chunk_size = self._auto_chunk_size(batch.texts)
+        replay = self.model.draws_random_numbers if self.replay is None else self.replay
+        groups = Groups(self.model, batch.texts, self.chunk_size)
+        states, first = [], []
         with torch.no_grad():  # 1. embeddings without a graph
-            for chunk in chunks:
-                states.append(RandomState(self.model.device) if self.replay else None)
-                cached.append(chunk.embed(self.model))
-        after_first_pass = RandomState(self.model.device) if self.replay else None
+            for inputs in groups:
+                states.append(RandomState(self.model.device) if replay else None)
+                first.append(self.model(**inputs))
+        after_first_pass = RandomState(self.model.device) if replay else None
         # 2. the whole batch's loss (every rank's embeddings, gathered once) on detached embeddings,
         #    differentiated with respect to them only; each rank keeps the gradient of its own rows
-        local = {kind: self._cat(cached, kind) for kind in ("query", "passage", "negative")}
-        gathered, offsets = self._gathered(local, differentiable=False)
+        local = batch.kinds(torch.cat(first).float()[groups.inverse])
+        gathered, starts = self._gathered(local, differentiable=False)
         reps = {kind: None if value is None else value.requires_grad_() for kind, value in gathered.items()}
         loss = self.loss(reps["query"], reps["passage"], reps["negative"], slice(0, len(reps["query"])),
-                         total or len(pairs))
+                         total or len(batch))
         loss.backward()
+        cached = torch.cat([reps[kind].grad[starts[kind]:starts[kind] + len(local[kind])]
+                            for kind in KINDS if local[kind] is not None])[groups.order]
         # 3. re-embed each chunk with a graph, replaying its random state, and push the cached gradient through
-        for chunk, state in zip(chunks, states):
+        offset = 0
+        for inputs, size, state in zip(groups, groups.sizes, states):
             if state is not None:
                 state.restore()
-            embedded = chunk.embed(self.model)
-            surrogate = 0.0
-            for kind, value in embedded.items():
-                if value is None:
-                    continue
-                grad = reps[kind].grad[offsets[kind]:offsets[kind] + len(value)]
-                offsets[kind] += len(value)
-                surrogate = surrogate + (value.float() * grad).sum()
-            surrogate.backward()
+            (self.model(**inputs).float() * cached[offset:offset + size]).sum().backward()
+            offset += size
         if after_first_pass is not None:
             after_first_pass.restore()
-        return loss.item()
+        return loss.detach()
 
-    @staticmethod
-    def _cat(cached: list[dict[str, torch.Tensor | None]], kind: str) -> torch.Tensor | None:
-        parts = [c[kind] for c in cached if c[kind] is not None]
-        return torch.cat(parts).float() if parts else None
+    def _auto_chunk_size(self, texts: list[list[int]]) -> int:
+        device = self.model.device
+        if device.type != "cuda":
+            return DEFAULT_GROUP
+        size = chunk_for_memory(self.model, texts, self.memory_gib)
+        if self.world.main:
+            print(f"gradcache: chunk_size auto = {size} texts per forward pass", file=sys.stderr)
+        return size
+
+
+def _activation_bytes_per_text(model: BiEncoder, texts: list[list[int]], probe: int = 16) -> float:
+    """Peak GPU memory of one forward and backward pass per text, over the `probe` longest texts; measured on
+    a second pass, after the first has allocated the gradient buffers. Gradients and random state are left as
+    they were."""
+    parameters = [p for p in model.encoder.parameters() if p.requires_grad]
+    grads = [p.grad for p in parameters]
+    state = RandomState(model.device)
+    inputs = model.collate(sorted(texts, key=len, reverse=True)[:probe])
+    model(**inputs).float().sum().backward()
+    torch.cuda.synchronize(model.device)
+    base = torch.cuda.memory_allocated(model.device)
+    torch.cuda.reset_peak_memory_stats(model.device)
+    model(**inputs).float().sum().backward()
+    peak = torch.cuda.max_memory_allocated(model.device)
+    for parameter, grad in zip(parameters, grads):
+        parameter.grad = grad
+    state.restore()
+    return (peak - base) / len(inputs["input_ids"])
+
+
+def chunk_for_memory(model: BiEncoder, texts: list[list[int]], memory_gib: float | None = None,
+                     fraction: float = 0.9) -> int:
+    """The largest chunk (a multiple of 8 texts, at least 8) whose forward and backward pass fits in `fraction`
+    of the GPU memory still free, or of what is left of a `memory_gib` budget for the whole step. Room is kept
+    for AdamW's two moment buffers, which the first optimiser step allocates."""
+    device = model.device
+    per_text = _activation_bytes_per_text(model, texts)
+    allocated = torch.cuda.memory_allocated(device)
+    free = torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - allocated
+    optimizer_state = sum(2 * p.numel() * 4 for p in model.encoder.parameters() if p.requires_grad)
+    room = free if memory_gib is None else min(free, memory_gib * 2**30 - allocated)
+    size = int(fraction * (room - optimizer_state) / per_text) // 8 * 8
+    return max(8, min(size, len(texts)))
 
 
 def make_step(strategy: str, model: BiEncoder, loss: Loss, batch_size: int, micro_batch_size: int | None = None,
-              chunk_size: int | None = None, world: World = SINGLE) -> StepStrategy:
+              chunk_size: int | str | None = None, world: World = SINGLE,
+              memory_gib: float | None = None) -> StepStrategy:
     if strategy == "full":
-        return FullBatch(model, loss, world)
+        return FullBatch(model, loss, world, chunk_size or DEFAULT_GROUP)
     if strategy == "accumulation":
-        return Accumulation(model, loss, micro_batch_size or batch_size, world)
+        return Accumulation(model, loss, micro_batch_size or batch_size, world, chunk_size)
     if strategy == "gradcache":
-        return GradCache(model, loss, chunk_size or batch_size, world=world)
+        return GradCache(model, loss, chunk_size or "auto", world=world, memory_gib=memory_gib)
     raise ValueError(f"unknown step strategy {strategy!r}")

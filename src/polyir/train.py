@@ -26,7 +26,7 @@ from polyir.files import atomic_file
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
 from polyir.sampling import BatchSampler, shard
-from polyir.steps import make_step
+from polyir.steps import Batch, make_step
 
 LOWER_IS_BETTER = {"rank_distance"}
 
@@ -109,11 +109,14 @@ class Trainer:
                                  f"{task.name} has only {task.corpus_languages}")
         settings = config.model.model_dump(exclude={"name_or_path"})
         self.model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(self.device)
+        if config.compile:
+            self.model.compile_encoder()
         self.sampler = BatchSampler(self.examples, config.step.batch_size, config.sampling.strategy,
                                     config.sampling.alpha, config.data.languages, config.sampling.weighting,
                                     config.seed)
         self.step_strategy = make_step(config.step.strategy, self.model, self._loss, config.step.batch_size,
-                                       config.step.micro_batch_size, config.step.chunk_size, self.world)
+                                       config.step.micro_batch_size, config.step.chunk_size, self.world,
+                                       config.step.memory_gib)
         self.optimizer = _optimizer(self.model, config, self.device)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
                                                          config.optim.max_steps)
@@ -241,8 +244,9 @@ class Trainer:
         start = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
+        batch = Batch.of(self.model, shard(pairs, self.world.rank, self.world.size, unit))
         with _autocast(config, self.device):
-            loss = self.step_strategy.backward(shard(pairs, self.world.rank, self.world.size, unit), len(pairs))
+            loss = float(self.step_strategy.backward(batch, len(pairs)))  # the step's one wait for the device
         self.world.sum_gradients(self.model.encoder.parameters())
         if not math.isfinite(loss):
             last = checkpoints.newest(self.out / "checkpoints")

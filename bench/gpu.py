@@ -1,0 +1,344 @@
+"""Training and encoding throughput (not a test) through polyir's own BiEncoder and step strategies, at the shape
+of M2M-100 418M's encoder, and, in the same run, sentence-transformers' CachedMultipleNegativesRankingLoss (the
+peer) beside polyir's GradCache on an encoder both can load (XLM-R architecture, same width, depth and vocabulary).
+
+  python bench/gpu.py [--shape m2m100-418m|small|tiny] [--device cuda|cpu] [--parts train,peer,encode,compile]
+                      [--batch-scale 1] [--steps 6] [--warmup 2] [--out results.jsonl]
+
+Models are built from their configurations with random weights (nothing is downloaded; time and memory do not
+depend on the weights). Inputs are token ids: queries of at most 32 and passages of at most 128 tokens, lengths
+uniform in 50-100% of the maximum, as in issue 6. A step is forward, backward and the fused AdamW update, under
+bf16 autocast on CUDA; its time is the median over --steps after --warmup; peak memory is the most PyTorch held
+during the configuration (weights, gradients, optimiser state and activations). `syncs` counts the host
+synchronisations PyTorch reports inside one step's forward and backward (CUDA only), `real tokens` the share of
+encoded positions that are not padding.
+
+On the GPU machine (Python 3.12 with torch, transformers and sentence-transformers), polyir's other imports travel
+as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64
+-d .whl pydantic pydantic_core annotated-types typing-inspection langcodes`, then there
+`pip install --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site python bench/gpu.py`."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checkout runs without installing
+
+from polyir.config import EncoderSettings  # noqa: E402
+from polyir.loss import info_nce  # noqa: E402
+from polyir.model import BiEncoder  # noqa: E402
+from polyir.steps import Batch, make_step  # noqa: E402
+
+SHAPES = {
+    "m2m100-418m": {"d": 1024, "layers": 12, "heads": 16, "ffn": 4096, "vocab": 128112},
+    "small": {"d": 256, "layers": 4, "heads": 4, "ffn": 1024, "vocab": 8000},
+    "tiny": {"d": 64, "layers": 2, "heads": 4, "ffn": 128, "vocab": 1000},
+}
+QUERY, PASSAGE, TEMPERATURE = 32, 128, 0.05
+PAD, EOS = 1, 2
+# (part, name, model, strategy, batch, chunk or micro-batch, memory_gib)
+STEPS = [
+    ("train", "full", "m2m100", "full", 512, 64, None),
+    ("train", "accumulation", "m2m100", "accumulation", 512, 64, None),
+    ("train", "gradcache", "m2m100", "gradcache", 512, 64, None),
+    ("train", "gradcache", "m2m100", "gradcache", 512, "auto", None),
+    ("train", "gradcache", "m2m100", "gradcache", 4096, 128, None),
+    ("train", "gradcache", "m2m100", "gradcache", 4096, "auto", 16.0),
+    ("peer", "polyir gradcache", "xlmr", "gradcache", 512, 64, None),
+    ("peer", "peer CachedMNRL", "xlmr", "peer", 512, 64, None),
+    ("peer", "polyir gradcache", "xlmr", "gradcache", 4096, 128, None),
+    ("peer", "peer CachedMNRL", "xlmr", "peer", 4096, 128, None),
+    ("peer", "polyir gradcache", "xlmr", "gradcache", 4096, "auto", 16.0),
+    ("compile", "full, compiled", "m2m100", "full", 512, 64, None),
+    ("compile", "gradcache, compiled", "m2m100", "gradcache", 4096, "auto", 16.0),
+]
+
+
+def tokenizer():
+    """A word-level tokenizer that knows only the special tokens: inputs here are token ids already, and
+    polyir and sentence-transformers need a tokenizer only to pad them."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<s>": 0, "<pad>": PAD, "</s>": EOS, "<unk>": 3}
+    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<unk>")),
+                                   bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def backbone(kind: str, shape: dict):
+    """M2M-100 418M's configuration at `shape` (its decoder cut to one layer: a bi-encoder never runs it), or an
+    XLM-R encoder of the same width, depth and vocabulary."""
+    from transformers import M2M100Config, M2M100Model, XLMRobertaConfig, XLMRobertaModel
+
+    if kind == "m2m100":
+        return M2M100Model(M2M100Config(
+            vocab_size=shape["vocab"], d_model=shape["d"], encoder_layers=shape["layers"], decoder_layers=1,
+            encoder_attention_heads=shape["heads"], decoder_attention_heads=shape["heads"],
+            encoder_ffn_dim=shape["ffn"], decoder_ffn_dim=shape["ffn"], max_position_embeddings=1024,
+            dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, encoder_layerdrop=0.05,
+            decoder_layerdrop=0.05, activation_function="relu", scale_embedding=True, pad_token_id=PAD,
+            bos_token_id=0, eos_token_id=EOS, decoder_start_token_id=EOS))
+    return XLMRobertaModel(XLMRobertaConfig(
+        vocab_size=shape["vocab"], hidden_size=shape["d"], num_hidden_layers=shape["layers"],
+        num_attention_heads=shape["heads"], intermediate_size=shape["ffn"], max_position_embeddings=PASSAGE + 4,
+        pad_token_id=PAD, bos_token_id=0, eos_token_id=EOS), add_pooling_layer=False)
+
+
+def random_ids(count: int, longest: int, vocab: int, generator: torch.Generator) -> list[list[int]]:
+    lengths = torch.randint(longest // 2, longest + 1, (count,), generator=generator).tolist()
+    return [torch.randint(4, vocab, (n - 1,), generator=generator).tolist() + [EOS] for n in lengths]
+
+
+def random_batch(size: int, vocab: int, generator: torch.Generator) -> Batch:
+    return Batch(random_ids(size, QUERY, vocab, generator), random_ids(size, PASSAGE, vocab, generator),
+                 [None] * size)
+
+
+def real_token_share(batch: Batch, strategy: str, chunk: int, cuda: bool) -> float:
+    """Real tokens / encoded positions. polyir encodes texts in forward passes of `chunk` texts of similar length
+    (padded to a multiple of 8 on CUDA; accumulation: within each micro-batch of `chunk` pairs); the peer pads
+    each column of the batch to its longest text."""
+    def padded(rows: list[list[int]]) -> int:
+        longest = max(map(len, rows))
+        return len(rows) * (math.ceil(longest / 8) * 8 if cuda else longest)
+
+    def grouped(texts: list[list[int]]) -> int:
+        ordered = sorted(texts, key=len, reverse=True)
+        return sum(padded(ordered[i:i + chunk]) for i in range(0, len(ordered), chunk))
+
+    real = sum(map(len, batch.texts))
+    if strategy == "peer":
+        return real / (padded(batch.queries) + padded(batch.passages))
+    if strategy == "accumulation":
+        return real / sum(grouped(micro.texts) for micro in batch.split(chunk))
+    return real / grouped(batch.texts)
+
+
+def bi_encoder(kind: str, shape: dict, device: torch.device) -> BiEncoder:
+    settings = EncoderSettings(max_query_length=QUERY, max_passage_length=PASSAGE)
+    return BiEncoder(backbone(kind, shape), tokenizer(), settings).to(device)
+
+
+def peer_model(shape: dict, device: torch.device, folder: Path):
+    """sentence-transformers' own model, loaded from a folder as its users load one."""
+    from sentence_transformers import SentenceTransformer, models
+
+    backbone("xlmr", shape).save_pretrained(folder)
+    tokenizer().save_pretrained(folder)
+    transformer = models.Transformer(str(folder), max_seq_length=PASSAGE)
+    pooling = models.Pooling(shape["d"], pooling_mode="mean")
+    return SentenceTransformer(modules=[transformer, pooling], device=str(device))
+
+
+def peer_loss(model, chunk: int):
+    try:
+        from sentence_transformers.sentence_transformer.losses import CachedMultipleNegativesRankingLoss
+    except ImportError:
+        from sentence_transformers.losses import CachedMultipleNegativesRankingLoss
+    return CachedMultipleNegativesRankingLoss(model, scale=1 / TEMPERATURE, mini_batch_size=chunk)
+
+
+def features(rows: list[list[int]], device: torch.device) -> dict[str, torch.Tensor]:
+    """What sentence-transformers' collator gives its loss: each column padded to its longest text."""
+    longest = max(map(len, rows))
+    ids = torch.full((len(rows), longest), PAD)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = torch.tensor(row)
+    return {"input_ids": ids.to(device), "attention_mask": (ids != PAD).long().to(device)}
+
+
+def loss(queries, passages, negatives, rows, total):
+    return info_nce(queries, passages, TEMPERATURE, negatives, rows=rows, denominator=total)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def count_syncs(run) -> int:
+    """Host synchronisations PyTorch reports while `run` executes (its CUDA sync debug mode)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            run()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def measure_steps(spec, model, args, device, generator) -> dict:
+    part, name, kind, strategy, batch_size, chunk, memory_gib = spec
+    batch_size = max(8, int(batch_size * args.batch_scale))
+    chunk = chunk if chunk == "auto" else max(2, int(chunk * args.batch_scale))
+    cuda = device.type == "cuda"
+    vocab = SHAPES[args.shape]["vocab"]
+    batches = [random_batch(batch_size, vocab, generator) for _ in range(args.warmup + args.steps)]
+    parameters = [p for p in (model.encoder if isinstance(model, BiEncoder) else model).parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-5, fused=cuda)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
+    if strategy == "peer":
+        peer = peer_loss(model, chunk)
+
+        def step(batch):
+            with autocast:
+                peer([features(batch.queries, device), features(batch.passages, device)], None).backward()
+    else:
+        micro = chunk if strategy == "accumulation" else None
+        polyir_step = make_step(strategy, model, loss, batch_size, micro, chunk, memory_gib=memory_gib)
+
+        def step(batch):
+            with autocast:
+                polyir_step.backward(batch)
+    model.train()
+    free_memory(device)
+    seconds = []
+    for batch in batches:
+        synchronize(device)
+        start = time.perf_counter()
+        step(batch)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if cuda else None
+    syncs = count_syncs(lambda: step(batches[-1])) if cuda and strategy != "peer" else None
+    optimizer.zero_grad(set_to_none=True)
+    del optimizer
+    median = statistics.median(seconds[args.warmup:])
+    tokens = sum(len(t) for b in batches for t in b.texts) / len(batches) / batch_size
+    if strategy != "peer" and chunk == "auto":
+        chunk = f"auto={polyir_step.chunk_size}"
+    share = real_token_share(batches[0], strategy, chunk if isinstance(chunk, int) else
+                             int(str(chunk).split("=")[-1]), cuda)
+    return {"part": part, "name": name, "model": kind, "strategy": strategy, "batch": batch_size, "chunk": chunk,
+            "memory_gib": memory_gib, "seconds": median, "pairs_per_second": batch_size / median,
+            "tokens_per_pair": tokens, "peak_gib": peak, "syncs": syncs, "real_tokens": share}
+
+
+def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int, compiled: bool) -> dict:
+    """Passages of exactly 128 tokens, as in issue 6's anchor."""
+    vocab = SHAPES[args.shape]["vocab"]
+    count = max(64, int(1024 * args.batch_scale))
+    ids = [torch.randint(4, vocab, (PASSAGE - 1,), generator=generator).tolist() + [EOS] for _ in range(count)]
+    seconds = []
+    for _ in range(args.warmup + 3):
+        synchronize(device)
+        start = time.perf_counter()
+        model.encode_ids(ids, batch_size)
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds[args.warmup:])
+    return {"part": "encode", "name": "encode" + (", compiled" if compiled else ""), "model": "m2m100",
+            "batch": batch_size, "passages": count, "seconds": median, "passages_per_second": count / median}
+
+
+def encoder_flops_per_token(shape: dict) -> float:
+    """Forward and backward FLOPs per token of the encoder's matrices: 6 x non-embedding parameters."""
+    per_layer = 4 * shape["d"] ** 2 + 2 * shape["d"] * shape["ffn"]
+    return 6 * shape["layers"] * per_layer
+
+
+def table(rows: list[dict], shape: dict) -> str:
+    lines = ["| part | configuration | model | batch | chunk | pairs/s | model TFLOP/s | peak GiB | syncs | "
+             "real tokens |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["part"] == "encode":
+            continue
+        budget = f", {r['memory_gib']:g} GiB budget" if r["memory_gib"] else ""
+        tflops = r["pairs_per_second"] * r["tokens_per_pair"] * encoder_flops_per_token(shape) / 1e12
+        peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
+        syncs = r["syncs"] if r["syncs"] is not None else "-"
+        lines.append(f"| {r['part']} | {r['name']}{budget} | {r['model']} | {r['batch']} | {r['chunk']} | "
+                     f"{r['pairs_per_second']:,.0f} | {tflops:.0f} | {peak} | {syncs} | {r['real_tokens']:.0%} |")
+    encodes = [r for r in rows if r["part"] == "encode"]
+    if encodes:
+        lines += ["", "| encoding | batch | passages/s |", "|---|---|---|"]
+        lines += [f"| {r['name']} | {r['batch']} | {r['passages_per_second']:,.0f} |" for r in encodes]
+    peers = {(r["batch"], r["strategy"]): r for r in rows if r["part"] == "peer" and r["memory_gib"] is None}
+    for (batch, strategy), r in sorted(peers.items()):
+        if strategy == "peer" and (batch, "gradcache") in peers:
+            ratio = peers[(batch, "gradcache")]["pairs_per_second"] / r["pairs_per_second"]
+            lines.append(f"\npolyir gradcache / peer at batch {batch}, chunk {r['chunk']}: {ratio:.2f}x")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", choices=SHAPES, default="m2m100-418m")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--parts", default="train,peer,encode,compile")
+    parser.add_argument("--batch-scale", type=float, default=1.0, help="multiply batch and chunk sizes")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="also append every result as a JSON line here")
+    args = parser.parse_args()
+    device, shape, parts = torch.device(args.device), SHAPES[args.shape], args.parts.split(",")
+    generator = torch.Generator().manual_seed(0)
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
+    print(f"# {time.strftime('%Y-%m-%d')}, {card}, torch {torch.__version__}; "
+          f"`python bench/gpu.py {' '.join(sys.argv[1:])}`", flush=True)
+    rows: list[dict] = []
+
+    def record(row: dict) -> None:
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            with args.out.open("a") as out:
+                out.write(json.dumps({**row, "card": card, "shape": args.shape}) + "\n")
+
+    models: dict[str, BiEncoder] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in STEPS:
+            part, _, kind, strategy = spec[:4]
+            if part not in parts:
+                continue
+            if strategy == "peer":
+                models.pop("xlmr", None)
+                free_memory(device)
+                model = peer_model(shape, device, Path(tmp) / "peer")
+            else:
+                if kind not in models:
+                    models.clear()
+                    free_memory(device)
+                    models[kind] = bi_encoder(kind, shape, device)
+                model = models[kind]
+                if part == "compile" and not getattr(model, "compiled", False):
+                    model.compile_encoder()
+                    model.compiled = True
+            record(measure_steps(spec, model, args, device, generator))
+            del model
+        if "encode" in parts:
+            models.clear()
+            free_memory(device)
+            encoder = bi_encoder("m2m100", shape, device)
+            for batch_size in (256, 1024):
+                record(measure_encoding(encoder, args, device, generator, batch_size, compiled=False))
+            if "compile" in parts:
+                encoder.compile_encoder()
+                record(measure_encoding(encoder, args, device, generator, 1024, compiled=True))
+    print("\n" + table(rows, shape))
+
+
+if __name__ == "__main__":
+    main()

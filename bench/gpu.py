@@ -109,22 +109,25 @@ def random_batch(size: int, vocab: int, generator: torch.Generator) -> Batch:
 
 def real_token_share(batch: Batch, strategy: str, chunk: int, cuda: bool) -> float:
     """Real tokens / encoded positions. polyir encodes texts in forward passes of `chunk` texts of similar length
-    (padded to a multiple of 8 on CUDA; accumulation: within each micro-batch of `chunk` pairs); the peer pads
-    each column of the batch to its longest text."""
+    (queries apart; padded to a multiple of 8 on CUDA; accumulation: within each micro-batch of `chunk` pairs);
+    the peer pads each column of the batch to its longest text."""
     def padded(rows: list[list[int]]) -> int:
         longest = max(map(len, rows))
         return len(rows) * (math.ceil(longest / 8) * 8 if cuda else longest)
 
-    def grouped(texts: list[list[int]]) -> int:
-        ordered = sorted(texts, key=len, reverse=True)
-        return sum(padded(ordered[i:i + chunk]) for i in range(0, len(ordered), chunk))
+    def grouped(batch: Batch) -> int:
+        total = 0
+        for texts in (batch.queries, batch.passages + [n for n in batch.negatives if n is not None]):
+            ordered = sorted(texts, key=len, reverse=True)
+            total += sum(padded(ordered[i:i + chunk]) for i in range(0, len(ordered), chunk))
+        return total
 
     real = sum(map(len, batch.texts))
     if strategy == "peer":
         return real / (padded(batch.queries) + padded(batch.passages))
     if strategy == "accumulation":
-        return real / sum(grouped(micro.texts) for micro in batch.split(chunk))
-    return real / grouped(batch.texts)
+        return real / sum(grouped(micro) for micro in batch.split(chunk))
+    return real / grouped(batch)
 
 
 def bi_encoder(kind: str, shape: dict, device: torch.device) -> BiEncoder:

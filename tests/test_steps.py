@@ -89,7 +89,7 @@ def test_forward_groups_do_not_change_the_result(tiny_m2m100, parallel_examples)
     assert len(batch.texts) == 2 * len(pairs) + sum(p.negative is not None for p in pairs)
     alone = torch.stack([model(**model.collate([text]))[0] for text in batch.texts])
     with torch.no_grad():
-        grouped = Groups(model, batch.texts, 5).embed(model)
+        grouped = Groups(model, batch, 5).embed(model)
     assert torch.allclose(grouped, alone, atol=1e-5)
 
 

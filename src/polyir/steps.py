@@ -8,7 +8,7 @@
   each chunk with a graph and back-propagate embedding . cached gradient. When the model draws random numbers
   (dropout), the random state of each chunk's first pass is replayed in the second, so it draws the same masks.
 
-The encoder sees a batch's texts (queries, passages, hard negatives alike) in groups of similar length, so that
+The encoder sees a batch's texts in groups of similar length (queries apart from passages and negatives), so that
 little compute goes to padding; the loss sees them in pair order again. Every input reaches the device before the
 first forward pass and the loss comes back as a tensor, so the host never waits for the GPU inside a step."""
 
@@ -72,13 +72,20 @@ class Batch:
 
 
 class Groups:
-    """Texts in forward passes of at most `size` texts of similar length (longest first), already on the
-    device, and the permutation that puts their embeddings back in text order."""
+    """A batch's texts in forward passes of at most `size` texts of similar length (longest first; queries apart
+    from passages and negatives, whose lengths differ), already on the device, and the permutation that puts
+    their embeddings back in the order of `Batch.texts`."""
 
-    def __init__(self, model: BiEncoder, texts: list[list[int]], size: int):
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        self.sizes = [len(order[i:i + size]) for i in range(0, len(order), size)]
-        self.inputs = [model.collate([texts[i] for i in order[i:i + size]]) for i in range(0, len(order), size)]
+    def __init__(self, model: BiEncoder, batch: Batch, size: int):
+        texts = batch.texts
+        order, self.inputs, self.sizes = [], [], []
+        for segment in (range(len(batch)), range(len(batch), len(texts))):
+            ordered = sorted(segment, key=lambda i: -len(texts[i]))
+            for start in range(0, len(ordered), size):
+                group = ordered[start:start + size]
+                self.inputs.append(model.collate([texts[i] for i in group]))
+                self.sizes.append(len(group))
+            order += ordered
         cuda = model.device.type == "cuda"
         self.order = torch.tensor(order, pin_memory=cuda).to(model.device, non_blocking=cuda)
         self.inverse = torch.empty_like(self.order)
@@ -130,7 +137,7 @@ class FullBatch(StepStrategy):
         self.group_size = group_size
 
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
-        groups = Groups(self.model, batch.texts, self.group_size)
+        groups = Groups(self.model, batch, self.group_size)
         loss = self._contrastive(batch.kinds(groups.embed(self.model)), total or len(batch))
         loss.backward()
         return self.world.sum(loss.detach())
@@ -148,7 +155,7 @@ class Accumulation(StepStrategy):
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
         share = self.micro_batch_size // self.world.size
         micros = batch.split(share)
-        groups = [Groups(self.model, micro.texts, self.group_size or share) for micro in micros]
+        groups = [Groups(self.model, micro, self.group_size or share) for micro in micros]
         value = torch.zeros((), device=self.model.device)
         for micro, group in zip(micros, groups):
             loss = self._contrastive(micro.kinds(group.embed(self.model)), total or len(batch))
@@ -185,7 +192,7 @@ class GradCache(StepStrategy):
         if self.chunk_size == "auto":
             self.chunk_size = self._auto_chunk_size(batch.texts)
         replay = self.model.draws_random_numbers if self.replay is None else self.replay
-        groups = Groups(self.model, batch.texts, self.chunk_size)
+        groups = Groups(self.model, batch, self.chunk_size)
         states, first = [], []
         with torch.no_grad():  # 1. embeddings without a graph
             for inputs in groups:

@@ -1,0 +1,31 @@
+"""bench/gpu.py runs end to end (a tiny shape, on CPU): its timings are not asserted, what it reports is."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
+    out = tmp_path / "results.jsonl"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--shape", "tiny", "--device", "cpu",
+                             "--batch-scale", "0.03", "--steps", "1", "--warmup", "0",
+                             "--parts", "train,peer,encode", "--out", str(out)],
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    steps = [r for r in rows if r["part"] != "encode"]
+    assert len(steps) == 11 and len(rows) == 13
+    assert all(r["pairs_per_second"] > 0 and 0 < r["real_tokens"] <= 1 for r in steps)
+    assert all(r["passages_per_second"] > 0 for r in rows if r["part"] == "encode")
+    # length-sorted forward passes spend less compute on padding than the peer's padded columns
+    peer = {r["batch"]: r for r in steps if r["strategy"] == "peer"}
+    for r in steps:
+        if r["part"] == "peer" and r["strategy"] == "gradcache" and r["memory_gib"] is None:
+            assert r["real_tokens"] > peer[r["batch"]]["real_tokens"]
+    assert "polyir gradcache / peer at batch" in result.stdout

@@ -1,0 +1,97 @@
+"""The CUDA paths, on a GPU (skipped without one): GradCache with CUDA random-state replay, the 'auto' chunk
+within its memory budget, no host synchronisation inside a step, and bf16 encoding. Models are built from
+configurations, so these run where no data folder is (the GPU machine)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from polyir.config import EncoderSettings
+from polyir.loss import info_nce
+from polyir.model import BiEncoder
+from polyir.steps import Batch, FullBatch, GradCache
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+CUDA = torch.device("cuda")
+
+
+def model(width: int = 256, layers: int = 4) -> BiEncoder:
+    from tokenizers import Tokenizer
+    from tokenizers.models import WordLevel
+    from transformers import M2M100Config, M2M100Model, PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel({"<s>": 0, "<pad>": 1, "</s>": 2,
+                                                                              "<unk>": 3}, unk_token="<unk>")),
+                                        pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    torch.manual_seed(0)
+    backbone = M2M100Model(M2M100Config(vocab_size=4000, d_model=width, encoder_layers=layers, decoder_layers=1,
+                                        encoder_attention_heads=4, decoder_attention_heads=4,
+                                        encoder_ffn_dim=4 * width, decoder_ffn_dim=4 * width, dropout=0.1,
+                                        attention_dropout=0.1, encoder_layerdrop=0.0, pad_token_id=1))
+    return BiEncoder(backbone, tokenizer, EncoderSettings()).to(CUDA).train()
+
+
+def batch(size: int, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+
+    def ids(longest):
+        return [torch.randint(4, 4000, (int(n) - 1,), generator=g).tolist() + [2]
+                for n in torch.randint(longest // 2, longest + 1, (size,), generator=g)]
+    return Batch(ids(32), ids(128), [None] * size)
+
+
+def loss(q, p, n, rows=None, denominator=None):
+    return info_nce(q, p, 0.05, n, rows=rows, denominator=denominator)
+
+
+def gradient(m: BiEncoder) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in m.encoder.parameters() if p.grad is not None])
+
+
+def test_gradcache_replays_cuda_dropout():
+    m, b = model(), batch(24)
+    assert m.draws_random_numbers
+    m.zero_grad(set_to_none=True)
+    torch.manual_seed(1)
+    FullBatch(m, loss, group_size=8).backward(b)
+    reference = gradient(m)
+    m.zero_grad(set_to_none=True)
+    torch.manual_seed(1)
+    GradCache(m, loss, chunk_size=8).backward(b)
+    assert float((gradient(m) - reference).norm() / reference.norm()) <= 1e-4
+
+
+def test_auto_chunk_stays_within_its_memory_budget():
+    m, b = model(width=512, layers=6), batch(1024)
+    budget = torch.cuda.memory_allocated() / 2**30 + 2.0
+    step = GradCache(m, loss, chunk_size="auto", memory_gib=budget)
+    optimizer = torch.optim.AdamW(m.encoder.parameters(), fused=True)
+    torch.cuda.reset_peak_memory_stats()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        step.backward(b)
+    optimizer.step()
+    assert 8 <= step.chunk_size < 2 * len(b)
+    assert torch.cuda.max_memory_allocated() / 2**30 <= budget
+
+
+def test_no_host_synchronisation_inside_a_step():
+    m, b = model(), batch(64)
+    for strategy in (FullBatch(m, loss), GradCache(m, loss, chunk_size=16)):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            strategy.backward(b)  # warm-up: allocator, kernels
+            torch.cuda.synchronize()
+            torch.cuda.set_sync_debug_mode("error")
+            try:
+                value = strategy.backward(b)
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        assert torch.isfinite(value)
+
+
+def test_bf16_encoding_tracks_fp32_on_cpu():
+    m = model().eval()
+    ids = batch(40).passages
+    on_gpu = m.encode_ids(ids, batch_size=16)
+    on_cpu = m.to("cpu").encode_ids(ids, batch_size=16)
+    assert torch.nn.functional.cosine_similarity(on_gpu, on_cpu).min() > 0.99

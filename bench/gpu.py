@@ -273,7 +273,7 @@ def table(rows: list[dict], shape: dict) -> str:
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
         syncs = r["syncs"] if r["syncs"] is not None else "-"
         lines.append(f"| {r['part']} | {r['name']}{budget} | {r['model']} | {r['batch']} | {r['chunk']} | "
-                     f"{r['pairs_per_second']:,.0f} | {tflops:.0f} | {peak} | {syncs} | {r['real_tokens']:.0%} |")
+                     f"{r['pairs_per_second']:,.0f} | {tflops:.3g} | {peak} | {syncs} | {r['real_tokens']:.0%} |")
     encodes = [r for r in rows if r["part"] == "encode"]
     if encodes:
         lines += ["", "| encoding | batch | passages/s |", "|---|---|---|"]

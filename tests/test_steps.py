@@ -155,3 +155,23 @@ def test_compiled_encoder_gives_the_eager_gradient(tiny_m2m100, parallel_example
     value, grads = run(compiled, GradCache(compiled, loss, chunk_size=5), pairs)
     assert abs(value - eager_loss) < 1e-5
     assert relative_error(grads, reference) <= 1e-4
+
+
+def test_loader_tokenises_ahead_and_checkpoints_the_handed_out_position(tiny_m2m100, parallel_examples):
+    from polyir.distributed import SINGLE
+    from polyir.loader import BatchLoader
+
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    sampler, reference = BatchSampler(parallel_examples, 6, "hybrid", seed=3), BatchSampler(
+        parallel_examples, 6, "hybrid", seed=3)
+    loader = BatchLoader(sampler, model, SINGLE)
+    try:
+        for _ in range(3):
+            pairs, batch = loader.next()
+            expected = reference.next_batch()
+            assert pairs == expected
+            assert batch == Batch.of(model, expected)  # the thread's tokenizer copy gives the same ids
+            # the sampler has drawn one batch ahead, but the checkpointed position is after `pairs`
+            assert loader.position == reference.state_dict() != sampler.state_dict()
+    finally:
+        loader.close()

@@ -108,8 +108,10 @@ class BiEncoder(nn.Module):
     def dimension(self) -> int:
         return self.encoder.config.hidden_size
 
-    def tokenize(self, texts: list[str], langs: list[str], kind: Kind) -> list[list[int]]:
-        """Token ids per text: prefix, the language token of each text's own language, truncation."""
+    def tokenize(self, texts: list[str], langs: list[str], kind: Kind, tokenizer=None) -> list[list[int]]:
+        """Token ids per text: prefix, the language token of each text's own language, truncation. Another
+        thread passes its own copy of the tokenizer (`src_lang` is state)."""
+        tokenizer = self.tokenizer if tokenizer is None else tokenizer
         prefix = self.settings.query_prefix if kind == "query" else self.settings.passage_prefix
         max_length = self.settings.max_query_length if kind == "query" else self.settings.max_passage_length
         groups: dict[str | None, list[int]] = defaultdict(list)
@@ -120,12 +122,12 @@ class BiEncoder(nn.Module):
             batch = [prefix + texts[i] for i in indices]
             if code is None and self.languages.uses_language_tokens:
                 # Explicit "no language token" fallback: the text and the end-of-sequence token only.
-                encoded = self.tokenizer(batch, add_special_tokens=False, truncation=True, max_length=max_length - 1)
-                encoded = [row + [self.tokenizer.eos_token_id] for row in encoded["input_ids"]]
+                encoded = tokenizer(batch, add_special_tokens=False, truncation=True, max_length=max_length - 1)
+                encoded = [row + [tokenizer.eos_token_id] for row in encoded["input_ids"]]
             else:
                 if code is not None:
-                    self.tokenizer.src_lang = code  # the tokenizer's own mechanism puts __code__ first
-                encoded = self.tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]
+                    tokenizer.src_lang = code  # the tokenizer's own mechanism puts __code__ first
+                encoded = tokenizer(batch, truncation=True, max_length=max_length)["input_ids"]
             for i, row in zip(indices, encoded):
                 ids[i] = row
         return ids

@@ -40,16 +40,17 @@ class Batch:
     negatives: list[list[int] | None]
 
     @classmethod
-    def of(cls, model: BiEncoder, pairs: list[Pair]) -> Batch:
+    def of(cls, model: BiEncoder, pairs: list[Pair], tokenizer=None) -> Batch:
         with_negative = [i for i, p in enumerate(pairs) if p.negative is not None]
         negatives: list[list[int] | None] = [None] * len(pairs)
         if with_negative:
             ids = model.tokenize([pairs[i].negative for i in with_negative],
-                                 [pairs[i].passage_lang for i in with_negative], "passage")
+                                 [pairs[i].passage_lang for i in with_negative], "passage", tokenizer)
             for i, row in zip(with_negative, ids):
                 negatives[i] = row
-        return cls(model.tokenize([p.query for p in pairs], [p.query_lang for p in pairs], "query"),
-                   model.tokenize([p.passage for p in pairs], [p.passage_lang for p in pairs], "passage"),
+        return cls(model.tokenize([p.query for p in pairs], [p.query_lang for p in pairs], "query", tokenizer),
+                   model.tokenize([p.passage for p in pairs], [p.passage_lang for p in pairs], "passage",
+                                  tokenizer),
                    negatives)
 
     def __len__(self) -> int:

@@ -23,10 +23,11 @@ from polyir.distributed import init_world
 from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
 from polyir.files import atomic_file
+from polyir.loader import BatchLoader
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
-from polyir.sampling import BatchSampler, shard
-from polyir.steps import Batch, make_step
+from polyir.sampling import BatchSampler
+from polyir.steps import make_step
 
 LOWER_IS_BETTER = {"rank_distance"}
 
@@ -124,6 +125,8 @@ class Trainer:
         self.best: dict | None = None
         if resume:
             self._resume()
+        micro = config.step.micro_batch_size if config.step.strategy == "accumulation" else None
+        self.loader = BatchLoader(self.sampler, self.model, self.world, micro)
         self.writer = None
 
     def _check_world(self, config: TrainConfig) -> None:
@@ -144,7 +147,7 @@ class Trainer:
     def _state(self) -> dict:
         return {"step": self.step, "examples": self.examples_seen, "seconds": self.seconds,
                 "train_seconds": self.train_seconds, "best": self.best, "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "sampler": self.loader.position,
                 "random": _random_states(), "world_size": self.world.size}
 
     def _resume(self) -> None:
@@ -208,6 +211,7 @@ class Trainer:
                     checkpoints.save(self.out / "checkpoints", self.step, self.model.backbone, self._state(),
                                      config.checkpoint.keep)
         finally:
+            self.loader.close()
             bar.close()
             if log is not None:
                 log.close()
@@ -239,12 +243,10 @@ class Trainer:
 
     def _train_step(self) -> dict:
         config = self.config
-        pairs = self.sampler.next_batch()
-        unit = config.step.micro_batch_size if config.step.strategy == "accumulation" else len(pairs)
         start = time.perf_counter()
+        pairs, batch = self.loader.next()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        batch = Batch.of(self.model, shard(pairs, self.world.rank, self.world.size, unit))
         with _autocast(config, self.device):
             loss = float(self.step_strategy.backward(batch, len(pairs)))  # the step's one wait for the device
         self.world.sum_gradients(self.model.encoder.parameters())

@@ -45,14 +45,15 @@ def build_model(folder: Path) -> Path:
 
 
 def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int) -> dict:
-    """Median seconds of one step (forward + backward, no optimiser) and peak RSS growth, in this process."""
+    """Median seconds of one step (forward + backward, no optimiser; tokenised beforehand) and peak RSS growth,
+    in this process."""
     import torch
 
     from polyir.data.lareqa import read_lareqa, training_examples
     from polyir.loss import info_nce
     from polyir.model import BiEncoder
     from polyir.sampling import BatchSampler
-    from polyir.steps import make_step
+    from polyir.steps import Batch, make_step
 
     torch.manual_seed(0)
     model = BiEncoder.from_pretrained(model_path, max_query_length=32, max_passage_length=128)
@@ -63,13 +64,13 @@ def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int
         return info_nce(q, p, 0.05, n, rows=rows, denominator=total)
 
     step = make_step(strategy, model, loss, batch, chunk, chunk)
-    batches = [sampler.next_batch() for _ in range(repeats + 1)]
+    batches = [Batch.of(model, sampler.next_batch()) for _ in range(repeats + 1)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []
-    for pairs in batches:
+    for inputs in batches:
         model.zero_grad(set_to_none=True)
         start = time.perf_counter()
-        step.backward(pairs)
+        step.backward(inputs)
         seconds.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"strategy": strategy, "batch": batch, "seconds": statistics.median(seconds[1:]),
@@ -102,7 +103,8 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; "
           f"`python bench/steps_bench.py --batches {args.batches} --chunk {args.chunk}`; "
           f"M2M-100 encoder {ARCHITECTURE['d_model']}d x {ARCHITECTURE['encoder_layers']} layers, "
-          f"query <= 32 / passage <= 128 tokens (XQuAD-R text), dropout on; micro-batch = chunk = {args.chunk}\n")
+          f"query <= 32 / passage <= 128 tokens (XQuAD-R text), dropout on; micro-batch = {args.chunk} pairs, "
+          f"{args.chunk} texts per forward pass\n")
     print("| batch | full s/step | accum s/step | gradcache s/step | gradcache/full time | full GiB | accum GiB | "
           "gradcache GiB |")
     print("|---|---|---|---|---|---|---|---|")

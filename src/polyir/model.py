@@ -174,10 +174,6 @@ class BiEncoder(nn.Module):
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return F.normalize(pooled, dim=-1) if self.settings.normalize else pooled
 
-    def embed(self, texts: list[str], langs: list[str], kind: Kind) -> torch.Tensor:
-        """Embeddings with a graph, for training."""
-        return self(**self.collate(self.tokenize(texts, langs, kind)))
-
     def encode(self, texts: list[str], langs: list[str], kind: Kind, batch_size: int = 128,
                show_progress: bool = True, sort_by_length: bool = True) -> torch.Tensor:
         """Float32 CPU embeddings of texts, for evaluation."""

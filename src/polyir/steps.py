@@ -255,14 +255,15 @@ def chunk_for_memory(model: BiEncoder, texts: list[list[int]], memory_gib: float
                      fraction: float = 0.9) -> int:
     """The largest chunk (a multiple of 8 texts, at least 8) whose forward and backward pass fits in `fraction`
     of the GPU memory still free, or of what is left of a `memory_gib` budget for the whole step. Room is kept
-    for AdamW's two moment buffers, which the first optimiser step allocates."""
+    for the fp32 gradients and AdamW's two moment buffers, which the step and the first optimiser step allocate
+    (counted twice once they exist: the estimate errs on the small side)."""
     device = model.device
     per_text = _activation_bytes_per_text(model, texts)
     allocated = torch.cuda.memory_allocated(device)
     free = torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - allocated
-    optimizer_state = sum(2 * p.numel() * 4 for p in model.encoder.parameters() if p.requires_grad)
+    gradients_and_moments = sum(3 * p.numel() * 4 for p in model.encoder.parameters() if p.requires_grad)
     room = free if memory_gib is None else min(free, memory_gib * 2**30 - allocated)
-    size = int(fraction * (room - optimizer_state) / per_text) // 8 * 8
+    size = int(fraction * (room - gradients_and_moments) / per_text) // 8 * 8
     return max(8, min(size, len(texts)))
 
 

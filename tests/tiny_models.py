@@ -28,7 +28,7 @@ def build_tiny_m2m100(data_dir: Path, folder: Path, vocab_size: int = 2000, drop
     folder.mkdir(parents=True, exist_ok=True)
     text = training_text(data_dir, folder / "spm-train.txt")
     spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "spm"), vocab_size=vocab_size,
-                                   model_type="bpe", character_coverage=0.9995, num_threads=2,
+                                   model_type="bpe", character_coverage=0.9995, num_threads=1,
                                    minloglevel=2)
     text.unlink()
     processor = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))
@@ -46,9 +46,12 @@ def build_tiny_m2m100(data_dir: Path, folder: Path, vocab_size: int = 2000, drop
                           decoder_ffn_dim=64, max_position_embeddings=512, dropout=dropout,
                           attention_dropout=dropout, encoder_layerdrop=0.0, decoder_layerdrop=0.0)
     out = folder / "model"
-    model = M2M100Model(config)
-    with torch.no_grad():  # token embeddings of unit scale after M2M-100's sqrt(d) scaling, as in a trained model,
-        model.shared.weight.normal_(0.0, config.d_model ** -0.5)  # so that positions do not drown the tokens
+    with torch.random.fork_rng(), torch.no_grad():  # the same weights in every test session
+        torch.manual_seed(0)
+        model = M2M100Model(config)
+        # token embeddings of unit scale after M2M-100's sqrt(d) scaling, as in a trained model, so that
+        # positions do not drown the tokens
+        model.shared.weight.normal_(0.0, config.d_model ** -0.5)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -66,6 +69,8 @@ def build_tiny_bert(data_dir: Path, folder: Path, vocab_size: int = 3000) -> Pat
     tokenizer = BertTokenizer.from_pretrained(out, do_lower_case=False)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=512)
-    BertModel(config).save_pretrained(out)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

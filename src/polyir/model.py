@@ -22,6 +22,7 @@ from polyir.languages import LanguageResolver
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "polyir_config.json"
+PINNED_BYTES = 4 * 2**30  # page-locked host memory for encoding results: beyond this, ordinary memory
 
 
 def resolve_model_path(name_or_path: str | Path) -> str | Path:
@@ -185,10 +186,11 @@ class BiEncoder(nn.Module):
                    progress: str | None = None) -> torch.Tensor:
         """Float32 CPU embeddings of token ids, batched in order of length so that little compute goes to
         padding. On CUDA (bf16), each batch's result is copied into pinned memory without waiting, so the GPU
-        never idles while the host collects results."""
+        never idles while the host collects results (up to PINNED_BYTES of results; past that, pageable memory)."""
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i])) if sort_by_length else list(range(len(ids)))
         cuda = self.device.type == "cuda"
-        done = torch.empty(len(ids), self.dimension, pin_memory=cuda)  # rows in `order`
+        pinned = cuda and len(ids) * self.dimension * 4 <= PINNED_BYTES
+        done = torch.empty(len(ids), self.dimension, pin_memory=pinned)  # rows in `order`
         was_training = self.training
         self.eval()
         try:
@@ -197,7 +199,7 @@ class BiEncoder(nn.Module):
                 for start in range(0, len(order), batch_size):
                     chunk = order[start:start + batch_size]
                     done[start:start + len(chunk)].copy_(self(**self.collate([ids[i] for i in chunk])),
-                                                         non_blocking=cuda)
+                                                         non_blocking=pinned)
                     bar.update(len(chunk))
             if cuda:
                 torch.cuda.current_stream(self.device).synchronize()

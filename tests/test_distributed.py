@@ -100,3 +100,30 @@ def test_bad_world_size_for_the_batch(tiny_m2m100_no_dropout, small_xquad, tmp_p
                           step={"strategy": "full", "batch_size": 7})
     result = torchrun("train", "--config", config, "--quiet")
     assert result.returncode != 0 and "must be a multiple of the 2 processes" in result.stderr
+
+
+@pytest.mark.parametrize("micro", [None, 4])
+def test_every_rank_knows_every_ranks_row_counts(micro, tiny_m2m100, parallel_examples):
+    """The counts that spare exchanging row counts before each gather (a host wait) match what every rank's
+    share holds, for the whole batch and for each micro-batch, negatives included (some pairs have one)."""
+    from polyir.distributed import World
+    from polyir.loader import BatchLoader
+    from polyir.model import BiEncoder
+
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    batches = []
+    for rank in range(2):
+        loader = BatchLoader(BatchSampler(parallel_examples, 12, "xy", seed=1), model, World(rank, 2), micro)
+        try:
+            batches.append(loader.next()[1])
+        finally:
+            loader.close()
+    parts = [b.split(micro // 2) if micro else [b] for b in batches]
+    assert any(n is not None for b in batches for n in b.negatives)
+    for rank, mine in enumerate(parts):
+        for index, part in enumerate(mine):
+            actual = {"query": len(part), "passage": len(part),
+                      "negative": sum(n is not None for n in part.negatives)}
+            for kind, count in actual.items():
+                assert part.rows(kind)[rank] == count
+                assert part.rows(kind) == parts[1 - rank][index].rows(kind)  # both ranks agree

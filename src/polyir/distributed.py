@@ -26,14 +26,19 @@ class World:
     def main(self) -> bool:
         return self.rank == 0
 
-    def gather(self, tensor: torch.Tensor, differentiable: bool) -> tuple[torch.Tensor, int]:
+    def gather(self, tensor: torch.Tensor, differentiable: bool, counts: list[int] | None = None
+               ) -> tuple[torch.Tensor, int]:
         """All ranks' rows concatenated in rank order, and where this rank's rows start. Ranks may hold different
-        numbers of rows (even none); `differentiable` lets gradients flow back to every rank's rows."""
+        numbers of rows (even none); `differentiable` lets gradients flow back to every rank's rows. `counts`,
+        every rank's number of rows when the caller knows them, spares exchanging them (a host wait)."""
         if not self.distributed:
             return tensor, 0
-        counts = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(self.size)]
-        dist.all_gather(counts, torch.tensor([tensor.shape[0]], device=tensor.device))
-        counts = [int(c) for c in counts]
+        if counts is None:
+            exchanged = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(self.size)]
+            dist.all_gather(exchanged, torch.tensor([tensor.shape[0]], device=tensor.device))
+            counts = [int(c) for c in exchanged]
+        if counts[self.rank] != tensor.shape[0]:
+            raise ValueError(f"rank {self.rank} holds {tensor.shape[0]} rows, not the {counts[self.rank]} expected")
         padded = torch.cat([tensor, tensor.new_zeros(max(counts) - tensor.shape[0], *tensor.shape[1:])])
         if differentiable:
             parts = dist_nn.all_gather(padded)

@@ -27,8 +27,9 @@ class BatchLoader:
 
     def _draw(self) -> tuple[list[Pair], Future]:
         pairs = self.sampler.next_batch()
-        mine = shard(pairs, self.world.rank, self.world.size, self.micro or len(pairs))
-        return pairs, self.pool.submit(Batch.of, self.model, mine, self.tokenizer)
+        shares = [shard(pairs, rank, self.world.size, self.micro or len(pairs)) for rank in range(self.world.size)]
+        ranks = [[p.negative is not None for p in share] for share in shares] if self.world.distributed else None
+        return pairs, self.pool.submit(Batch.of, self.model, shares[self.world.rank], self.tokenizer, ranks)
 
     def next(self) -> tuple[list[Pair], Batch]:
         pairs, future = self.ahead or self._draw()

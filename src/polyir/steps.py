@@ -33,14 +33,16 @@ DEFAULT_GROUP = 64  # texts per forward pass of the full batch
 @dataclass
 class Batch:
     """One step's pairs as token ids, tokenised once: a query and a passage per pair, and a hard negative where
-    the pair has one."""
+    the pair has one. Under data parallelism, `ranks` says which pairs of every rank's share have a negative: the
+    row counts of every rank, known without asking the other ranks (which would make the host wait)."""
 
     queries: list[list[int]]
     passages: list[list[int]]
     negatives: list[list[int] | None]
+    ranks: list[list[bool]] | None = None
 
     @classmethod
-    def of(cls, model: BiEncoder, pairs: list[Pair], tokenizer=None) -> Batch:
+    def of(cls, model: BiEncoder, pairs: list[Pair], tokenizer=None, ranks: list[list[bool]] | None = None) -> Batch:
         with_negative = [i for i, p in enumerate(pairs) if p.negative is not None]
         negatives: list[list[int] | None] = [None] * len(pairs)
         if with_negative:
@@ -51,14 +53,22 @@ class Batch:
         return cls(model.tokenize([p.query for p in pairs], [p.query_lang for p in pairs], "query", tokenizer),
                    model.tokenize([p.passage for p in pairs], [p.passage_lang for p in pairs], "passage",
                                   tokenizer),
-                   negatives)
+                   negatives, ranks)
 
     def __len__(self) -> int:
         return len(self.queries)
 
     def split(self, size: int) -> list[Batch]:
-        return [Batch(self.queries[i:i + size], self.passages[i:i + size], self.negatives[i:i + size])
+        """Micro-batches of `size` pairs (under data parallelism, of every rank's share alike)."""
+        return [Batch(self.queries[i:i + size], self.passages[i:i + size], self.negatives[i:i + size],
+                      [flags[i:i + size] for flags in self.ranks] if self.ranks else None)
                 for i in range(0, len(self), size)]
+
+    def rows(self, kind: str) -> list[int] | None:
+        """Every rank's number of embeddings of `kind`, when known (see `ranks`)."""
+        if self.ranks is None:
+            return None
+        return [sum(flags) if kind == "negative" else len(flags) for flags in self.ranks]
 
     @property
     def texts(self) -> list[list[int]]:
@@ -113,19 +123,19 @@ class StepStrategy:
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def _gathered(self, local: dict[str, torch.Tensor | None], differentiable: bool
+    def _gathered(self, local: dict[str, torch.Tensor | None], batch: Batch, differentiable: bool
                   ) -> tuple[dict[str, torch.Tensor | None], dict[str, int]]:
         """Every rank's embeddings per kind, and where this rank's rows of each kind begin among them."""
         out, starts = {}, {}
         for kind, value in local.items():
             if value is None:
                 value = local["query"].new_zeros(0, local["query"].shape[1])
-            gathered, starts[kind] = self.world.gather(value, differentiable)
+            gathered, starts[kind] = self.world.gather(value, differentiable, batch.rows(kind))
             out[kind] = gathered if len(gathered) else None
         return out, starts
 
-    def _contrastive(self, local: dict[str, torch.Tensor | None], total: int) -> torch.Tensor:
-        embedded, starts = self._gathered(local, differentiable=True)
+    def _contrastive(self, local: dict[str, torch.Tensor | None], batch: Batch, total: int) -> torch.Tensor:
+        embedded, starts = self._gathered(local, batch, differentiable=True)
         rows = slice(starts["query"], starts["query"] + len(local["query"]))
         return self.loss(embedded["query"], embedded["passage"], embedded["negative"], rows, total)
 
@@ -139,7 +149,7 @@ class FullBatch(StepStrategy):
 
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
         groups = Groups(self.model, batch, self.group_size)
-        loss = self._contrastive(batch.kinds(groups.embed(self.model)), total or len(batch))
+        loss = self._contrastive(batch.kinds(groups.embed(self.model)), batch, total or len(batch))
         loss.backward()
         return self.world.sum(loss.detach())
 
@@ -159,7 +169,7 @@ class Accumulation(StepStrategy):
         groups = [Groups(self.model, micro, self.group_size or share) for micro in micros]
         value = torch.zeros((), device=self.model.device)
         for micro, group in zip(micros, groups):
-            loss = self._contrastive(micro.kinds(group.embed(self.model)), total or len(batch))
+            loss = self._contrastive(micro.kinds(group.embed(self.model)), micro, total or len(batch))
             loss.backward()
             value = value + loss.detach()
         return self.world.sum(value)
@@ -203,7 +213,7 @@ class GradCache(StepStrategy):
         # 2. the whole batch's loss (every rank's embeddings, gathered once) on detached embeddings,
         #    differentiated with respect to them only; each rank keeps the gradient of its own rows
         local = batch.kinds(torch.cat(first).float()[groups.inverse])
-        gathered, starts = self._gathered(local, differentiable=False)
+        gathered, starts = self._gathered(local, batch, differentiable=False)
         reps = {kind: None if value is None else value.requires_grad_() for kind, value in gathered.items()}
         loss = self.loss(reps["query"], reps["passage"], reps["negative"], slice(0, len(reps["query"])),
                          total or len(batch))

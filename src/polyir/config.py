@@ -214,6 +214,7 @@ class CompareConfig(Strict):
     test: TestConfig = Field(default_factory=TestConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = Field(default=False, description="torch.compile the encoder in every run")
     target: float = Field(default=0.95, gt=0.0, le=1.0, description="share of the grid's best dev score to reach")
 
     @model_validator(mode="after")

@@ -122,7 +122,8 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
                        data={"train": data.train, "languages": data.languages, "dev": data.dev,
                              "dev_lang": data.dev_lang},
                        sampling=cell.sampling, step=cell.step, optim=optim, eval=config.eval,
-                       checkpoint=config.checkpoint, precision=config.precision)
+                       checkpoint=config.checkpoint, precision=config.precision,
+                       compile=config.compile)
 
 
 def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True) -> dict:

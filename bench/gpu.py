@@ -231,11 +231,11 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     del optimizer
     median = statistics.median(seconds[args.warmup:])
     tokens = sum(len(t) for b in batches for t in b.texts) / len(batches) / batch_size
-    if strategy != "peer" and chunk == "auto":
-        chunk = f"auto={polyir_step.chunk_size}"
-    share = real_token_share(batches[0], strategy, chunk if isinstance(chunk, int) else
-                             int(str(chunk).split("=")[-1]), cuda)
-    return {"part": part, "name": name, "model": kind, "strategy": strategy, "batch": batch_size, "chunk": chunk,
+    used = chunk if strategy in ("peer", "accumulation") else polyir_step.group_size if strategy == "full" \
+        else polyir_step.chunk_size  # what "auto" became
+    label = f"auto={used}" if chunk == "auto" else used
+    share = real_token_share(batches[0], strategy, used, cuda)
+    return {"part": part, "name": name, "model": kind, "strategy": strategy, "batch": batch_size, "chunk": label,
             "memory_gib": memory_gib, "seconds": median, "pairs_per_second": batch_size / median,
             "tokens_per_pair": tokens, "peak_gib": peak, "syncs": syncs, "real_tokens": share}
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import platform
 import statistics
 import sys
@@ -39,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checko
 from polyir.config import EncoderSettings  # noqa: E402
 from polyir.loss import info_nce  # noqa: E402
 from polyir.model import BiEncoder  # noqa: E402
-from polyir.steps import Batch, make_step  # noqa: E402
+from polyir.steps import Batch, Groups, make_step  # noqa: E402
 
 SHAPES = {
     "m2m100-418m": {"d": 1024, "layers": 12, "heads": 16, "ffn": 4096, "vocab": 128112},
@@ -107,27 +106,15 @@ def random_batch(size: int, vocab: int, generator: torch.Generator) -> Batch:
                  [None] * size)
 
 
-def real_token_share(batch: Batch, strategy: str, chunk: int, cuda: bool) -> float:
-    """Real tokens / encoded positions. polyir encodes texts in forward passes of `chunk` texts of similar length
-    (queries apart; padded to a multiple of 8 on CUDA; accumulation: within each micro-batch of `chunk` pairs);
+def real_token_share(model, batch: Batch, strategy: str, chunk: int) -> float:
+    """Real tokens / encoded positions: polyir's own forward groups (steps.Groups: texts of similar length,
+    queries apart, padded to a multiple of 8 on CUDA; accumulation: within each micro-batch of `chunk` pairs);
     the peer pads each column of the batch to its longest text."""
-    def padded(rows: list[list[int]]) -> int:
-        longest = max(map(len, rows))
-        return len(rows) * (math.ceil(longest / 8) * 8 if cuda else longest)
-
-    def grouped(batch: Batch) -> int:
-        total = 0
-        for texts in (batch.queries, batch.passages + [n for n in batch.negatives if n is not None]):
-            ordered = sorted(texts, key=len, reverse=True)
-            total += sum(padded(ordered[i:i + chunk]) for i in range(0, len(ordered), chunk))
-        return total
-
     real = sum(map(len, batch.texts))
     if strategy == "peer":
-        return real / (padded(batch.queries) + padded(batch.passages))
-    if strategy == "accumulation":
-        return real / sum(grouped(micro) for micro in batch.split(chunk))
-    return real / grouped(batch)
+        return real / sum(len(rows) * max(map(len, rows)) for rows in (batch.queries, batch.passages))
+    parts = batch.split(chunk) if strategy == "accumulation" else [batch]
+    return real / sum(inputs["input_ids"].numel() for part in parts for inputs in Groups(model, part, chunk).inputs)
 
 
 def bi_encoder(kind: str, shape: dict, device: torch.device) -> BiEncoder:
@@ -234,7 +221,7 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     used = chunk if strategy in ("peer", "accumulation") else polyir_step.group_size if strategy == "full" \
         else polyir_step.chunk_size  # what "auto" became
     label = f"auto={used}" if chunk == "auto" else used
-    share = real_token_share(batches[0], strategy, used, cuda)
+    share = real_token_share(model, batches[0], strategy, used)
     return {"part": part, "name": name, "model": kind, "strategy": strategy, "batch": batch_size, "chunk": label,
             "memory_gib": memory_gib, "seconds": median, "pairs_per_second": batch_size / median,
             "tokens_per_pair": tokens, "peak_gib": peak, "syncs": syncs, "real_tokens": share}

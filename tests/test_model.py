@@ -101,3 +101,22 @@ def test_a_model_shipped_in_a_pip_package(minilm):
     assert resolve_model_path("facebook/m2m100_418M") == "facebook/m2m100_418M"
     with pytest.raises(InputError, match="no installed Python package 'not_a_model_package'"):
         BiEncoder.from_pretrained("pkg:not_a_model_package")
+
+
+def test_own_attention_mask_matches_hugging_faces(tiny_m2m100, tiny_bert):
+    """BiEncoder builds the 4-D SDPA mask itself (sparing a host wait) and drops it when nothing is padded: the
+    embeddings are those of Hugging Face's own masking of the same batch."""
+    for path in (tiny_m2m100, tiny_bert):
+        model = BiEncoder.from_pretrained(path).eval()
+        assert model.encoder.config._attn_implementation == "sdpa"
+        ids = model.tokenize(["a longer sentence with several more words", "short", "of middle length"],
+                             ["en"] * 3, "passage")
+        inputs = model.collate(ids)
+        assert inputs["attention_mask"] is not None and model.collate([ids[0]])["attention_mask"] is None
+        with torch.no_grad():
+            states = model.encoder(**inputs).last_hidden_state  # the 2-D mask, masked by Hugging Face
+            weights = inputs["attention_mask"].unsqueeze(-1).float()
+            reference = torch.nn.functional.normalize((states * weights).sum(1) / weights.sum(1), dim=-1)
+            assert torch.allclose(model(**inputs), reference, atol=1e-6)
+            alone = model(**model.collate([ids[0]]))
+        assert torch.allclose(alone[0], reference[0], atol=1e-5)

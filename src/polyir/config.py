@@ -138,18 +138,23 @@ class CheckpointConfig(Strict):
     keep: PositiveInt = 2
 
 
-class TrainConfig(Strict):
-    output_dir: Path
-    seed: int = 0
+class RunSettings(Strict):
+    """What a single `polyir train` and every run of a `polyir compare` grid are configured by alike."""
+
     model: ModelConfig
-    data: DataConfig
-    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
-    step: StepConfig = Field(default_factory=StepConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = Field(default=False, description="torch.compile the encoder (pays on GPUs, for long runs)")
+
+
+class TrainConfig(RunSettings):
+    output_dir: Path
+    seed: int = 0
+    data: DataConfig
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    step: StepConfig = Field(default_factory=StepConfig)
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -202,19 +207,13 @@ class TestConfig(Strict):
     metric: str = Field(default="map", pattern=r"^[a-z0-9@_]+$", description="metric of the significance tests")
 
 
-class CompareConfig(Strict):
+class CompareConfig(RunSettings):
     output_dir: Path
-    model: ModelConfig
     dataset: DatasetConfig | None = None
     data: CompareDataConfig = Field(default_factory=CompareDataConfig)
     grid: GridConfig
     budget: BudgetConfig
-    optim: OptimConfig = Field(default_factory=OptimConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
     test: TestConfig = Field(default_factory=TestConfig)
-    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    compile: bool = Field(default=False, description="torch.compile the encoder in every run")
     target: float = Field(default=0.95, gt=0.0, le=1.0, description="share of the grid's best dev score to reach")
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from polyir.config import CompareConfig, CompareDataConfig, SamplingConfig, StepConfig, TrainConfig
+from polyir.config import CompareConfig, CompareDataConfig, RunSettings, SamplingConfig, StepConfig, TrainConfig
 from polyir.data import read_beir, write_beir, write_train
 from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
@@ -118,12 +118,11 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
         optim.max_steps = math.ceil(budget.examples / cell.step.batch_size)
     else:
         optim.max_seconds = budget.seconds  # the schedule's horizon stays optim.max_steps
-    return TrainConfig(output_dir=Path(config.output_dir) / "runs" / cell.name, seed=cell.seed, model=config.model,
-                       data={"train": data.train, "languages": data.languages, "dev": data.dev,
-                             "dev_lang": data.dev_lang},
-                       sampling=cell.sampling, step=cell.step, optim=optim, eval=config.eval,
-                       checkpoint=config.checkpoint, precision=config.precision,
-                       compile=config.compile)
+    shared = {name: getattr(config, name) for name in RunSettings.model_fields}
+    return TrainConfig(**{**shared, "optim": optim}, output_dir=Path(config.output_dir) / "runs" / cell.name,
+                       seed=cell.seed, data={"train": data.train, "languages": data.languages, "dev": data.dev,
+                                             "dev_lang": data.dev_lang},
+                       sampling=cell.sampling, step=cell.step)
 
 
 def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True) -> dict:

@@ -80,6 +80,7 @@ class BiEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.settings = settings
         self.languages = LanguageResolver(model_languages(tokenizer), settings.lang_map)
+        self._random_layers = self._has_random_layers()  # asked at every GradCache step: worked out once
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, **overrides) -> BiEncoder:
@@ -149,8 +150,9 @@ class BiEncoder(nn.Module):
     def draws_random_numbers(self) -> bool:
         """Whether a forward pass in this mode uses the random generator (dropout, layer drop): only then must
         GradCache replay random states."""
-        if not self.training:
-            return False
+        return self.training and self._random_layers
+
+    def _has_random_layers(self) -> bool:
         if any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.encoder.modules()):
             return True
         return any(isinstance(value, float) and value > 0 and ("dropout" in key or "layerdrop" in key)

@@ -89,21 +89,16 @@ class Groups:
 
     def __init__(self, model: BiEncoder, batch: Batch, size: int):
         texts = batch.texts
-        order, self.inputs, self.sizes = [], [], []
+        order, self.inputs = [], []
         for segment in (range(len(batch)), range(len(batch), len(texts))):
             ordered = sorted(segment, key=lambda i: -len(texts[i]))
-            for start in range(0, len(ordered), size):
-                group = ordered[start:start + size]
-                self.inputs.append(model.collate([texts[i] for i in group]))
-                self.sizes.append(len(group))
+            self.inputs += [model.collate([texts[i] for i in ordered[start:start + size]])
+                            for start in range(0, len(ordered), size)]
             order += ordered
         cuda = model.device.type == "cuda"
         self.order = torch.tensor(order, pin_memory=cuda).to(model.device, non_blocking=cuda)
         self.inverse = torch.empty_like(self.order)
         self.inverse[self.order] = torch.arange(len(order), device=model.device)
-
-    def __iter__(self):
-        return iter(self.inputs)
 
     def embed(self, model: BiEncoder) -> torch.Tensor:
         """Every text's embedding, with a graph, in text order."""
@@ -206,7 +201,7 @@ class GradCache(StepStrategy):
         groups = Groups(self.model, batch, self.chunk_size)
         states, first = [], []
         with torch.no_grad():  # 1. embeddings without a graph
-            for inputs in groups:
+            for inputs in groups.inputs:
                 states.append(RandomState(self.model.device) if replay else None)
                 first.append(self.model(**inputs))
         after_first_pass = RandomState(self.model.device) if replay else None
@@ -222,9 +217,10 @@ class GradCache(StepStrategy):
                             for kind in KINDS if local[kind] is not None])[groups.order]
         # 3. re-embed each chunk with a graph, replaying its random state, and push the cached gradient through
         offset = 0
-        for inputs, size, state in zip(groups, groups.sizes, states):
+        for inputs, state in zip(groups.inputs, states):
             if state is not None:
                 state.restore()
+            size = len(inputs["input_ids"])
             (self.model(**inputs).float() * cached[offset:offset + size]).sum().backward()
             offset += size
         if after_first_pass is not None:

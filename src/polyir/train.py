@@ -248,7 +248,7 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(config, self.device):
-            loss = float(self.step_strategy.backward(batch, len(pairs)))  # the step's one wait for the device
+            loss = float(self.step_strategy.backward(batch, len(pairs)))  # the host waits here, at the end
         self.world.sum_gradients(self.model.encoder.parameters())
         if not math.isfinite(loss):
             last = checkpoints.newest(self.out / "checkpoints")

@@ -2,8 +2,9 @@
 of M2M-100 418M's encoder, and, in the same run, sentence-transformers' CachedMultipleNegativesRankingLoss (the
 peer) beside polyir's GradCache on an encoder both can load (XLM-R architecture, same width, depth and vocabulary).
 
-  python bench/gpu.py [--shape m2m100-418m|small|tiny] [--device cuda|cpu] [--parts train,peer,encode,compile]
+  python bench/gpu.py [--shape m2m100-418m|small|tiny] [--device cuda|cpu] [--parts encode,train,peer,compile]
                       [--batch-scale 1] [--steps 6] [--warmup 2] [--out results.jsonl]
+  python bench/gpu.py --report results.jsonl
 
 Models are built from their configurations with random weights (nothing is downloaded; time and memory do not
 depend on the weights). Inputs are token ids: queries of at most 32 and passages of at most 128 tokens, lengths
@@ -11,7 +12,10 @@ uniform in 50-100% of the maximum, as in issue 6. A step is forward, backward an
 bf16 autocast on CUDA; its time is the median over --steps after --warmup; peak memory is the most PyTorch held
 during the configuration (weights, gradients, optimiser state and activations). `syncs` counts the host
 synchronisations PyTorch reports inside one step's forward and backward (CUDA only), `real tokens` the share of
-encoded positions that are not padding.
+encoded positions that are not padding. Encoding (measured first) embeds 1,024 passages of exactly 128 tokens, as
+in issue 6's anchor, and of 64-128 tokens. `model TFLOP/s` counts the encoder's matrix FLOPs on real tokens (2 per
+parameter per token forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its ratio to the card's bf16
+peak (about 790 TFLOP/s on an H100) says how close a configuration runs to the hardware limit.
 
 On the GPU machine (Python 3.12 with torch, transformers and sentence-transformers), polyir's other imports travel
 as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64
@@ -227,11 +231,16 @@ def measure_steps(spec, model, args, device, generator) -> dict:
             "tokens_per_pair": tokens, "peak_gib": peak, "syncs": syncs, "real_tokens": share}
 
 
-def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int, compiled: bool) -> dict:
-    """Passages of exactly 128 tokens, as in issue 6's anchor."""
+def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int, fixed: bool,
+                     compiled: bool) -> dict:
+    """1,024 passages of exactly 128 tokens (issue 6's anchor), or of 64-128 tokens like the training passages
+    (where encoding in order of length pays)."""
     vocab = SHAPES[args.shape]["vocab"]
     count = max(64, int(1024 * args.batch_scale))
-    ids = [torch.randint(4, vocab, (PASSAGE - 1,), generator=generator).tolist() + [EOS] for _ in range(count)]
+    if fixed:
+        ids = [torch.randint(4, vocab, (PASSAGE - 1,), generator=generator).tolist() + [EOS] for _ in range(count)]
+    else:
+        ids = random_ids(count, PASSAGE, vocab, generator)
     seconds = []
     for _ in range(args.warmup + 3):
         synchronize(device)
@@ -239,14 +248,17 @@ def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int,
         model.encode_ids(ids, batch_size)
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds[args.warmup:])
+    lengths = f"{PASSAGE}" if fixed else f"{PASSAGE // 2}-{PASSAGE}"
     return {"part": "encode", "name": "encode" + (", compiled" if compiled else ""), "model": "m2m100",
-            "batch": batch_size, "passages": count, "seconds": median, "passages_per_second": count / median}
+            "batch": batch_size, "passages": count, "passage_tokens": lengths,
+            "tokens_per_passage": sum(map(len, ids)) / count, "seconds": median,
+            "passages_per_second": count / median}
 
 
-def encoder_flops_per_token(shape: dict) -> float:
-    """Forward and backward FLOPs per token of the encoder's matrices: 6 x non-embedding parameters."""
-    per_layer = 4 * shape["d"] ** 2 + 2 * shape["d"] * shape["ffn"]
-    return 6 * shape["layers"] * per_layer
+def matrix_parameters(shape: dict) -> int:
+    """The encoder's parameters that multiply every token (attention projections and feed-forward layers): a
+    token costs 2 FLOPs per such parameter forward and 6 forward and backward (attention scores left out)."""
+    return shape["layers"] * (4 * shape["d"] ** 2 + 2 * shape["d"] * shape["ffn"])
 
 
 def table(rows: list[dict], shape: dict) -> str:
@@ -256,15 +268,17 @@ def table(rows: list[dict], shape: dict) -> str:
         if r["part"] == "encode":
             continue
         budget = f", {r['memory_gib']:g} GiB budget" if r["memory_gib"] else ""
-        tflops = r["pairs_per_second"] * r["tokens_per_pair"] * encoder_flops_per_token(shape) / 1e12
+        tflops = r["pairs_per_second"] * r["tokens_per_pair"] * 6 * matrix_parameters(shape) / 1e12
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
         syncs = r["syncs"] if r["syncs"] is not None else "-"
         lines.append(f"| {r['part']} | {r['name']}{budget} | {r['model']} | {r['batch']} | {r['chunk']} | "
                      f"{r['pairs_per_second']:,.0f} | {tflops:.3g} | {peak} | {syncs} | {r['real_tokens']:.0%} |")
     encodes = [r for r in rows if r["part"] == "encode"]
     if encodes:
-        lines += ["", "| encoding | batch | passages/s |", "|---|---|---|"]
-        lines += [f"| {r['name']} | {r['batch']} | {r['passages_per_second']:,.0f} |" for r in encodes]
+        lines += ["", "| encoding | passage tokens | batch | passages/s | model TFLOP/s |", "|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['passage_tokens']} | {r['batch']} | {r['passages_per_second']:,.0f} | "
+                  f"{r['passages_per_second'] * r['tokens_per_passage'] * 2 * matrix_parameters(shape) / 1e12:.3g} |"
+                  for r in encodes]
     peers = {(r["batch"], r["strategy"]): r for r in rows if r["part"] == "peer" and r["memory_gib"] is None}
     for (batch, strategy), r in sorted(peers.items()):
         if strategy == "peer" and (batch, "gradcache") in peers:
@@ -273,20 +287,33 @@ def table(rows: list[dict], shape: dict) -> str:
     return "\n".join(lines)
 
 
+def encodings(model: BiEncoder, args, device, generator, compiled: bool) -> list[dict]:
+    batches = [(1024, True)] if compiled else [(256, True), (1024, True), (1024, False)]
+    return [measure_encoding(model, args, device, generator, size, fixed, compiled) for size, fixed in batches]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shape", choices=SHAPES, default="m2m100-418m")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--parts", default="train,peer,encode,compile")
+    parser.add_argument("--parts", default="encode,train,peer,compile")
     parser.add_argument("--batch-scale", type=float, default=1.0, help="multiply batch and chunk sizes")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also append every result as a JSON line here")
+    parser.add_argument("--report", type=Path, help="only print the tables of the results in this JSON-lines file "
+                                                    "(of a run cut short, say)")
     args = parser.parse_args()
+    if args.report:
+        rows = [json.loads(line) for line in args.report.read_text().splitlines() if line.strip()]
+        print(f"# {rows[0]['date']}, {rows[0]['card']}, shape {rows[0]['shape']}; results of {args.report}")
+        print("\n" + table(rows, SHAPES[rows[0]["shape"]]))
+        return
     device, shape, parts = torch.device(args.device), SHAPES[args.shape], args.parts.split(",")
     generator = torch.Generator().manual_seed(0)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU"
-    print(f"# {time.strftime('%Y-%m-%d')}, {card}, torch {torch.__version__}; "
+    date = time.strftime("%Y-%m-%d")
+    print(f"# {date}, {card}, torch {torch.__version__}; "
           f"`python bench/gpu.py {' '.join(sys.argv[1:])}`", flush=True)
     rows: list[dict] = []
 
@@ -295,38 +322,42 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         if args.out:
             with args.out.open("a") as out:
-                out.write(json.dumps({**row, "card": card, "shape": args.shape}) + "\n")
+                out.write(json.dumps({**row, "card": card, "shape": args.shape, "date": date}) + "\n")
 
     models: dict[str, BiEncoder] = {}
+
+    def bi_encoder_of(kind: str) -> BiEncoder:
+        if kind not in models:
+            models.clear()
+            free_memory(device)
+            models[kind] = bi_encoder(kind, shape, device)
+        return models[kind]
+
+    if "encode" in parts:  # first: it is quick, and a run cut short still has it
+        for row in encodings(bi_encoder_of("m2m100"), args, device, generator, compiled=False):
+            record(row)
     with tempfile.TemporaryDirectory() as tmp:
         for spec in STEPS:
             part, _, kind, strategy = spec[:4]
             if part not in parts:
                 continue
             if strategy == "peer":
-                models.pop("xlmr", None)
+                models.clear()
                 free_memory(device)
                 model = peer_model(shape, device, Path(tmp) / "peer")
             else:
-                if kind not in models:
-                    models.clear()
-                    free_memory(device)
-                    models[kind] = bi_encoder(kind, shape, device)
-                model = models[kind]
+                model = bi_encoder_of(kind)
                 if part == "compile" and not getattr(model, "compiled", False):
                     model.compile_encoder()
                     model.compiled = True
             record(measure_steps(spec, model, args, device, generator))
             del model
-        if "encode" in parts:
-            models.clear()
-            free_memory(device)
-            encoder = bi_encoder("m2m100", shape, device)
-            for batch_size in (256, 1024):
-                record(measure_encoding(encoder, args, device, generator, batch_size, compiled=False))
-            if "compile" in parts:
-                encoder.compile_encoder()
-                record(measure_encoding(encoder, args, device, generator, 1024, compiled=True))
+    if "compile" in parts and "encode" in parts:
+        model = bi_encoder_of("m2m100")
+        if not getattr(model, "compiled", False):
+            model.compile_encoder()
+        for row in encodings(model, args, device, generator, compiled=True):
+            record(row)
     print("\n" + table(rows, shape))
 
 

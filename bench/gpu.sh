@@ -7,7 +7,7 @@
 #   bash bench/gpu.sh [OUT_DIR] [extra bench/gpu.py arguments]
 set -uo pipefail
 out=${1:-bench/out}; shift || true
-mkdir -p "$out"
+mkdir -p "$out" && rm -f "$out/gpu.jsonl"  # --out appends: one run per report
 if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/polyir-site .whl/*.whl || exit
   export PYTHONPATH=/tmp/polyir-site${PYTHONPATH:+:$PYTHONPATH}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from polyir.model import BiEncoder
@@ -120,3 +122,21 @@ def test_own_attention_mask_matches_hugging_faces(tiny_m2m100, tiny_bert):
             assert torch.allclose(model(**inputs), reference, atol=1e-6)
             alone = model(**model.collate([ids[0]]))
         assert torch.allclose(alone[0], reference[0], atol=1e-5)
+
+
+def test_padding_is_hugging_faces(tiny_m2m100, tiny_bert):
+    """polyir pads token ids in one vectorised pass: the same ids and mask as tokenizer.pad, on either side, with
+    and without rounding up to a multiple of 8, also in pinned memory where the machine has it."""
+    from polyir.padding import pad_token_ids
+
+    texts = ["a longer sentence with several more words", "short", "of middle length", "short"]
+    for path in (tiny_m2m100, tiny_bert):
+        model = BiEncoder.from_pretrained(path)
+        tokenizer, ids = model.tokenizer, model.tokenize(texts, ["en"] * 4, "passage")
+        for side, multiple, rows in itertools.product(("right", "left"), (None, 8), (ids, ids[:1], ids[1:2] * 3)):
+            tokenizer.padding_side = side
+            expected = tokenizer.pad({"input_ids": rows}, padding=True, pad_to_multiple_of=multiple,
+                                     return_tensors="pt")
+            got = pad_token_ids(rows, tokenizer.pad_token_id, side == "left", multiple,
+                                pin_memory=torch.cuda.is_available())
+            assert torch.equal(got[0], expected["input_ids"]) and torch.equal(got[1], expected["attention_mask"])

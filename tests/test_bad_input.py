@@ -143,4 +143,7 @@ def test_missing_model_and_usage_errors(tmp_path):
     assert polyir("evaluate", "--task", task).returncode == 2
     result = polyir("evaluate", "--model", tmp_path, "--task", task, "--out", tmp_path / "o", "--search", "annoy")
     assert result.returncode == 2 and "--search must be 'exact' or 'faiss'" in result.stderr
+    result = polyir("evaluate", "--model", tmp_path, "--task", task, "--out", tmp_path / "o", "--dtype", "float16")
+    assert result.returncode == 2 and "--dtype must be 'float32' or 'bfloat16', got 'float16'" in result.stderr
+    assert not (tmp_path / "o").exists()
     assert polyir("prepare", "lareqa", "--help").returncode == 0

@@ -20,7 +20,7 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     steps = [r for r in rows if r["part"] != "encode"]
-    assert len(steps) == 12 and len(rows) == 15
+    assert len(steps) == 12 and len(rows) == 17
     assert all(r["pairs_per_second"] > 0 and 0 < r["real_tokens"] <= 1 for r in steps)
     assert all(r["passages_per_second"] > 0 for r in rows if r["part"] == "encode")
     # length-sorted forward passes spend less compute on padding than the peer's padded columns
@@ -31,7 +31,8 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     ratios = [line for line in result.stdout.splitlines() if line.startswith("polyir gradcache (chunk")]
     assert len(ratios) == 3  # at the small batch: equal chunk; at the large: equal chunk and auto
     encodes = [r for r in rows if r["part"] == "encode"]
-    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128"] and rows[:3] == encodes  # first
+    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "128", "64-128"]
+    assert rows[:5] == encodes and [r["name"] for r in encodes[3:]] == ["encode, bf16 weights"] * 2  # first
     assert all(r["tokens_per_passage"] == 128 for r in encodes[:2]) and 64 <= encodes[2]["tokens_per_passage"] < 128
     # a run cut short is reported from its JSON lines alone
     report = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--report", str(out)],

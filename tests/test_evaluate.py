@@ -104,6 +104,9 @@ def test_monolingual_folder_takes_the_language_from_the_cli(tmp_path, tiny_m2m10
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "E" / "metrics.json").read_text())["mono"]
     assert set(metrics["summary"]) == {"mono"} and metrics["mono"]["swh_Latn"]["n"] == 40
+    result = polyir(*base, "--out", tmp_path / "B", "--lang", "swh_Latn", "--dtype", "bfloat16")  # bf16 weights
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "B" / "metrics.json").read_text())["mono"]["mono"]["swh_Latn"]["n"] == 40
 
 
 def test_default_task_is_all_of_xquad_r(tiny_bert, data_dir, tmp_path):

@@ -110,6 +110,8 @@ def evaluate(
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per encoding batch.")] = 128,
     search: Annotated[str, typer.Option(help="Top-k search: exact (chunked matrix products) or faiss.")] = "exact",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="Weights while encoding: float32 (under bf16 autocast on CUDA) or "
+                                            "bfloat16 (faster on GPUs, bench/RESULTS.md).")] = "float32",
     overwrite: Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
@@ -126,6 +128,8 @@ def evaluate(
     _quiet_libraries(quiet)
     if search not in ("exact", "faiss"):
         raise InputError(f"--search must be 'exact' or 'faiss', got '{search}'")
+    if dtype not in ("float32", "bfloat16"):
+        raise InputError(f"--dtype must be 'float32' or 'bfloat16', got '{dtype}'")
     tasks = [read_beir(folder, split, lang) for folder in task] if task else [default_task(data_dir)]
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
@@ -134,7 +138,7 @@ def evaluate(
                  "max_query_length": max_query_length, "max_passage_length": max_passage_length}
     if lang_map:
         overrides["lang_map"] = parse_lang_map(lang_map)
-    encoder = BiEncoder.from_pretrained(model, **overrides)
+    encoder = BiEncoder.from_pretrained(model, dtype=getattr(torch, dtype), **overrides)
     encoder.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     results = {}
     with atomic_dir(out, overwrite) as staging:

@@ -84,10 +84,11 @@ class BiEncoder(nn.Module):
         self._random_layers = self._has_random_layers()  # asked at every GradCache step: worked out once
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, **overrides) -> BiEncoder:
+    def from_pretrained(cls, name_or_path: str | Path, dtype: torch.dtype = torch.float32, **overrides) -> BiEncoder:
         """Load a hub id, a local folder, or `pkg:MODULE` (a model shipped in a pip package); settings come
         from polyir_config.json or sentence-transformers files when present, then from `overrides` (keys of
-        EncoderSettings; None values are ignored)."""
+        EncoderSettings; None values are ignored). Weights load in `dtype`, float32 unless asked otherwise, also
+        from a checkpoint stored in half precision: training keeps float32 weights under bf16 autocast."""
         name_or_path = resolve_model_path(name_or_path)
         path = Path(name_or_path)
         saved: dict = sentence_transformers_settings(path) if path.is_dir() else {}
@@ -99,7 +100,7 @@ class BiEncoder(nn.Module):
             config = AutoConfig.from_pretrained(str(name_or_path))
         except OSError as error:
             raise InputError(f"cannot load a Hugging Face model from '{name_or_path}': {error}") from None
-        backbone = AutoModel.from_pretrained(str(name_or_path), config=config)
+        backbone = AutoModel.from_pretrained(str(name_or_path), config=config, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
         return cls(backbone, tokenizer, settings)
 
@@ -170,7 +171,7 @@ class BiEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = self._encoder_mask(attention_mask, input_ids.shape[1])
-        states = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        states = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()  # pool in fp32
         if self.settings.pooling == "cls":
             pooled = states[:, 0]
         elif attention_mask is None:
@@ -191,15 +192,18 @@ class BiEncoder(nn.Module):
                    progress: str | None = None) -> torch.Tensor:
         """Float32 CPU embeddings of token ids, batched in order of length so that little compute goes to
         padding. On CUDA (bf16), each batch's result is copied into pinned memory without waiting, so the GPU
-        never idles while the host collects results (up to PINNED_BYTES of results; past that, pageable memory)."""
+        never idles while the host collects results (up to PINNED_BYTES of results; past that, pageable memory).
+        Weights in float32 run under bf16 autocast on CUDA; weights already in bf16 (`model.to(torch.bfloat16)`)
+        run as they are, which spares the casts and the float32 layer norms and residuals autocast keeps."""
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i])) if sort_by_length else list(range(len(ids)))
         cuda = self.device.type == "cuda"
+        autocast = cuda and next(self.encoder.parameters()).dtype == torch.float32
         pinned = cuda and len(ids) * self.dimension * 4 <= PINNED_BYTES
         done = torch.empty(len(ids), self.dimension, pin_memory=pinned)  # rows in `order`
         was_training = self.training
         self.eval()
         try:
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda), \
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast), \
                     tqdm(total=len(ids), desc=progress, unit="text", disable=progress is None, leave=False) as bar:
                 for start in range(0, len(order), batch_size):
                     chunk = order[start:start + batch_size]

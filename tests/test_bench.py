@@ -39,3 +39,25 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr[-3000:]
     assert report.stdout.split("\n\n", 1)[1] == result.stdout.split("\n\n", 1)[1]
+
+
+def test_gpu_profile_groups_a_steps_time_and_times_compiled_runs(tmp_path):
+    out = tmp_path / "profile.jsonl"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_profile.py"), "--shape", "tiny", "--device",
+                             "cpu", "--batch", "32", "--chunk", "16", "--steps", "1", "--parts", "kernels,compile",
+                             "--out", str(out)],
+                            capture_output=True, text=True, timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    profiles = [r for r in rows if r["part"] == "kernels"]
+    assert [r["name"].split(",")[0] for r in profiles] == ["gradcache step", "encode", "encode"]
+    for r in profiles:  # the families hold every profiled operator, and most of the time is named
+        assert sum(r["families_ms"].values()) >= sum(ms for _, ms in r["top_ms"]) > 0
+        assert r["families_ms"]["matrix products"] > 0 and r["families_ms"].get("other", 0) < 0.5 * sum(
+            r["families_ms"].values())
+    assert "dropout" in profiles[0]["families_ms"] and "optimiser" in profiles[0]["families_ms"]
+    timed = {r["name"]: r for r in rows if r["part"] == "compile"}
+    assert set(timed) == {"gradcache, layer drop 0", "gradcache, layer drop 0, compiled",
+                          *(f"encode, {w} weights, compiled for one shape" for w in ("bf16", "float32"))}
+    assert all(r["seconds"] > 0 and r["first_seconds"] > 0 for r in timed.values())
+    assert "| family | ms | share |" in result.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -170,3 +171,15 @@ def test_bfloat16_weights_encode_like_float32(minilm, parallel_examples):
     assert (top[torch.float32] == top[torch.bfloat16]).float().mean() >= 0.95
     found = [answers[i] == answers[j] for i, j in enumerate(top[torch.float32].tolist())]
     assert sum(found) > 30  # the model does retrieve: the ranking is not noise that both precisions share
+
+
+def test_compiling_warns_when_layer_drop_breaks_the_graph(tiny_m2m100):
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.compile_encoder()  # layer drop 0 in the tiny model: no warning
+    assert not [w for w in caught if "layer drop" in str(w.message)]
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    model.encoder.layerdrop = 0.05  # M2M-100 418M's own setting
+    with pytest.warns(UserWarning, match=r"layer drop \(0.05\) breaks the compiled graph"):
+        model.compile_encoder()

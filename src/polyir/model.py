@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
@@ -221,6 +222,9 @@ class BiEncoder(nn.Module):
     def compile_encoder(self, **options) -> BiEncoder:
         """Compile the encoder in place with torch.compile, for dynamic shapes (lengths and batch sizes vary);
         parameters and their names stay the same, so saving and checkpoints are unchanged."""
+        if getattr(self.encoder, "layerdrop", 0.0) > 0:
+            warnings.warn(f"compile: the encoder's layer drop ({self.encoder.layerdrop}) breaks the compiled graph "
+                          "at every layer in training; measured slower than eager (bench/RESULTS.md)", stacklevel=2)
         self.encoder.compile(dynamic=True, **options)
         return self
 

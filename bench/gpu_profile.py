@@ -69,8 +69,9 @@ def device_time_by_family(run, device: torch.device) -> tuple[dict[str, float], 
     return dict(by_family), sorted(times.items(), key=lambda item: -item[1])[:10]
 
 
-def train_step(model, batch_size: int, chunk, generator, compiled: bool = False):
-    """A GradCache step with its optimiser, under autocast on CUDA, and its fixed inputs."""
+def train_step(model, batch_size: int, chunk, generator):
+    """A GradCache step and its optimiser update, under autocast on CUDA, on a given batch or a fresh random one;
+    and the step strategy (its chunk size once chosen)."""
     cuda = model.device.type == "cuda"
     step = make_step("gradcache", model, loss, batch_size, None, chunk)
     optimizer = torch.optim.AdamW(model.encoder.parameters(), lr=1e-5, fused=cuda)

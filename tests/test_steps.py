@@ -157,6 +157,21 @@ def test_compiled_encoder_gives_the_eager_gradient(tiny_m2m100, parallel_example
     assert relative_error(grads, reference) <= 1e-4
 
 
+def test_compiled_gradcache_replays_dropout_exactly(tiny_m2m100, parallel_examples):
+    """Compiled code draws its own random numbers (inductor), in a graph without autograd for GradCache's first
+    pass and with it for the second: replaying the generator state must still give the second pass the first
+    pass's dropout masks, so GradCache equals the compiled full batch drawn group by group."""
+    pairs = pairs_with_negatives(parallel_examples)
+    model = BiEncoder.from_pretrained(tiny_m2m100).train().compile_encoder()
+    assert model.draws_random_numbers
+    reference_loss, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
+    cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
+    assert abs(cached_loss - reference_loss) < 1e-6
+    assert relative_error(cached, reference) <= 1e-5
+    _, wrong = run(model, GradCache(model, loss, chunk_size=4, replay_random_state=False), pairs)
+    assert relative_error(wrong, reference) > 1e-3
+
+
 def test_loader_tokenises_ahead_and_checkpoints_the_handed_out_position(tiny_m2m100, parallel_examples):
     from polyir.distributed import SINGLE
     from polyir.loader import BatchLoader

@@ -112,15 +112,17 @@ def random_batch(size: int, vocab: int, generator: torch.Generator) -> Batch:
                  [None] * size)
 
 
-def real_token_share(model, batch: Batch, strategy: str, chunk: int) -> float:
-    """Real tokens / encoded positions: polyir's own forward groups (steps.Groups: texts of similar length,
-    queries apart, padded to a multiple of 8 on CUDA; accumulation: within each micro-batch of `chunk` pairs);
-    the peer pads each column of the batch to its longest text."""
+def real_token_share(model, batch: Batch, strategy: str, chunk: int | None, positions: int | None = None) -> float:
+    """Real tokens / encoded positions: polyir's own forward passes (steps.Groups: texts of similar length,
+    queries apart, padded to a multiple of 8 on CUDA, at most `chunk` texts and `positions` positions each;
+    accumulation: within each micro-batch of `chunk` pairs); the peer pads each column of the batch to its longest
+    text."""
     real = sum(map(len, batch.texts))
     if strategy == "peer":
         return real / sum(len(rows) * max(map(len, rows)) for rows in (batch.queries, batch.passages))
     parts = batch.split(chunk) if strategy == "accumulation" else [batch]
-    return real / sum(inputs["input_ids"].numel() for part in parts for inputs in Groups(model, part, chunk).inputs)
+    return real / sum(inputs["input_ids"].numel() for part in parts
+                      for inputs in Groups(model, part, chunk, positions).inputs)
 
 
 def bi_encoder(kind: str, shape: dict, device: torch.device) -> BiEncoder:
@@ -225,9 +227,10 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     median = statistics.median(seconds[args.warmup:])
     tokens = sum(len(t) for b in batches for t in b.texts) / len(batches) / batch_size
     used = chunk if strategy in ("peer", "accumulation") else polyir_step.group_size if strategy == "full" \
-        else polyir_step.chunk_size  # what "auto" became
-    label = f"auto={used}" if chunk == "auto" else used
-    share = real_token_share(model, batches[0], strategy, used)
+        else polyir_step.chunk_size  # what "auto" became: texts on CPU, None (positions bound them) on CUDA
+    positions = polyir_step.chunk_tokens if strategy == "gradcache" else None
+    label = used if chunk != "auto" else f"auto={used}" if positions is None else f"auto={positions:,} positions"
+    share = real_token_share(model, batches[0], strategy, used, positions)
     return {"part": part, "name": name, "model": kind, "strategy": strategy, "batch": batch_size, "chunk": label,
             "memory_gib": memory_gib, "seconds": median, "pairs_per_second": batch_size / median,
             "tokens_per_pair": tokens, "peak_gib": peak, "syncs": syncs, "real_tokens": share}

@@ -108,7 +108,8 @@ def kernels(args, device, generator, record) -> None:
     run, step = train_step(model, args.batch, args.chunk, generator)
     run()  # warm-up; "auto" picks its chunk here
     by_family, top = device_time_by_family(run, device)
-    record({"part": "kernels", "name": f"gradcache step, batch {args.batch}, chunk {step.chunk_size}",
+    chunk = step.chunk_size or f"{step.chunk_tokens:,} positions"
+    record({"part": "kernels", "name": f"gradcache step, batch {args.batch}, chunk {chunk}",
             "families_ms": by_family, "top_ms": top})
     ids = passages(args.batch, shape["vocab"], generator)
     for name, encoder in (("encode, float32 weights + autocast", model),

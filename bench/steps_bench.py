@@ -26,6 +26,7 @@ DATA = Path(os.environ.get("POLYIR_DATA", ROOT.parent / "shared" / "data"))
 ARCHITECTURE = {"d_model": 256, "encoder_layers": 4, "encoder_attention_heads": 4, "encoder_ffn_dim": 1024,
                 "decoder_layers": 1, "decoder_attention_heads": 4, "decoder_ffn_dim": 256, "dropout": 0.1,
                 "attention_dropout": 0.1, "encoder_layerdrop": 0.0}
+PASSAGE = 128  # longest passage, in tokens
 
 
 def build_model(folder: Path) -> Path:
@@ -53,17 +54,20 @@ def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int
     from polyir.loss import info_nce
     from polyir.model import BiEncoder
     from polyir.sampling import BatchSampler
-    from polyir.steps import Batch, make_step
+    from polyir.steps import Batch, GradCache, make_step
 
     torch.manual_seed(0)
-    model = BiEncoder.from_pretrained(model_path, max_query_length=32, max_passage_length=128)
+    model = BiEncoder.from_pretrained(model_path, max_query_length=32, max_passage_length=PASSAGE)
     model.train()
     by_lang = read_lareqa(DATA / "xquad-r")
     sampler = BatchSampler(training_examples(by_lang, list(range(48))), batch, "xy", seed=0)
     def loss(q, p, n, rows, total):
         return info_nce(q, p, 0.05, n, rows=rows, denominator=total)
 
-    step = make_step(strategy, model, loss, batch, chunk, chunk)
+    if strategy == "gradcache-positions":  # what "auto" does on CUDA: passes bounded in positions, not texts
+        step = GradCache(model, loss, None, chunk_tokens=chunk * PASSAGE)
+    else:
+        step = make_step(strategy, model, loss, batch, chunk, chunk)
     batches = [Batch.of(model, sampler.next_batch()) for _ in range(repeats + 1)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []
@@ -89,7 +93,7 @@ def main() -> None:
         model_path = build_model(Path(tmp))
         rows = []
         for batch in batches:
-            for strategy in ("full", "accumulation", "gradcache"):
+            for strategy in ("full", "accumulation", "gradcache", "gradcache-positions"):
                 if strategy == "full" and batch > args.full_max:
                     continue
                 code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import steps_bench; "
@@ -104,18 +108,19 @@ def main() -> None:
           f"`python bench/steps_bench.py --batches {args.batches} --chunk {args.chunk}`; "
           f"M2M-100 encoder {ARCHITECTURE['d_model']}d x {ARCHITECTURE['encoder_layers']} layers, "
           f"query <= 32 / passage <= 128 tokens (XQuAD-R text), dropout on; micro-batch = {args.chunk} pairs, "
-          f"{args.chunk} texts per forward pass\n")
+          f"{args.chunk} texts per forward pass, or {args.chunk} x {PASSAGE} positions (gradcache in positions)\n")
     print("| batch | full s/step | accum s/step | gradcache s/step | gradcache/full time | full GiB | accum GiB | "
-          "gradcache GiB |")
-    print("|---|---|---|---|---|---|---|---|")
+          "gradcache GiB | gradcache in positions s/step | its GiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for batch in batches:
-        a, g = by[("accumulation", batch)], by[("gradcache", batch)]
+        a, g, p = (by[(strategy, batch)] for strategy in ("accumulation", "gradcache", "gradcache-positions"))
         f = by.get(("full", batch))
         full = (f"{f['seconds']:.2f}", f"{g['seconds'] / f['seconds']:.2f}", f"{f['peak_growth_gib']:.2f}") if f \
             else ("not run", "", "not run")
         print(f"| {batch} | {full[0]} | {a['seconds']:.2f} | {g['seconds']:.2f} | {full[1]} | {full[2]} | "
-              f"{a['peak_growth_gib']:.2f} | {g['peak_growth_gib']:.2f} |")
-    small, large = by[("gradcache", batches[1] if len(batches) > 1 else batches[0])], by[("gradcache", batches[-1])]
+              f"{a['peak_growth_gib']:.2f} | {g['peak_growth_gib']:.2f} | {p['seconds']:.2f} | "
+              f"{p['peak_growth_gib']:.2f} |")
+    small, large = by[("gradcache", batches[1] if len(batches) > 2 else batches[0])], by[("gradcache", batches[-1])]
     print(f"\ngradcache peak at batch {large['batch']} / at batch {small['batch']}: "
           f"{large['peak_growth_gib'] / max(small['peak_growth_gib'], 1e-9):.2f}")
 

@@ -10,7 +10,7 @@ import torch
 from polyir.config import EncoderSettings
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
-from polyir.steps import Batch, FullBatch, GradCache
+from polyir.steps import Batch, FullBatch, GradCache, Groups
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -71,8 +71,13 @@ def test_auto_chunk_stays_within_its_memory_budget():
     with torch.autocast("cuda", dtype=torch.bfloat16):
         step.backward(b)
     optimizer.step()
-    assert 8 <= step.chunk_size < 2 * len(b)
+    assert step.chunk_size is None and step.chunk_tokens >= 8 * 128  # bounded in positions, not texts
     assert torch.cuda.max_memory_allocated() / 2**30 <= budget
+    shapes = [tuple(inputs["input_ids"].shape) for inputs in Groups(m, b, None, step.chunk_tokens).inputs]
+    assert all(rows * length <= step.chunk_tokens for rows, length in shapes)
+    query_rows, query_length = shapes[0]  # queries come first, longest first
+    passage_rows = next(rows for rows, length in shapes if length > 64)
+    assert query_length <= 32 and query_rows >= min(len(b), 3 * passage_rows)  # 4x shorter: ~4x more per pass
 
 
 def test_no_host_synchronisation_inside_a_step():

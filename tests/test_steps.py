@@ -7,7 +7,7 @@ import torch
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
 from polyir.sampling import BatchSampler
-from polyir.steps import DEFAULT_GROUP, Accumulation, Batch, FullBatch, GradCache, Groups, make_step
+from polyir.steps import DEFAULT_GROUP, Accumulation, Batch, FullBatch, GradCache, Groups, forward_passes, make_step
 
 TEMPERATURE = 0.05
 
@@ -93,6 +93,23 @@ def test_forward_groups_do_not_change_the_result(tiny_m2m100, parallel_examples)
     assert torch.allclose(grouped, alone, atol=1e-5)
 
 
+def test_passes_bounded_in_positions_hold_more_short_texts(tiny_m2m100, parallel_examples):
+    """A bound on padded positions per pass (what GradCache's "auto" sets from memory): no pass exceeds it, a
+    single text longer than it still gets its own pass, and queries, being shorter, go in fewer, larger passes."""
+    assert forward_passes([9, 7, 7, 4, 2], None, 14) == [slice(0, 1), slice(1, 3), slice(3, 5)]
+    assert forward_passes([20, 3], 5, 10) == [slice(0, 1), slice(1, 2)]  # longer than the bound: alone
+    assert forward_passes([4] * 7, 3, None) == [slice(0, 3), slice(3, 6), slice(6, 7)]
+    model = BiEncoder.from_pretrained(tiny_m2m100)
+    batch = Batch.of(model, [p for p in pairs_with_negatives(parallel_examples) if p.negative is None])
+    groups = Groups(model, batch, None, max_tokens=200)
+    shapes = [tuple(inputs["input_ids"].shape) for inputs in groups.inputs]
+    assert all(rows * length <= 200 for rows, length in shapes)
+    assert sum(rows for rows, _ in shapes) == len(batch.texts)
+    query_passes = len(forward_passes(sorted(map(len, batch.queries), reverse=True), None, 200))
+    assert 0 < query_passes < len(shapes)  # queries first, then passages
+    assert max(rows for rows, _ in shapes[:query_passes]) > max(rows for rows, _ in shapes[query_passes:])
+
+
 def test_auto_chunk_on_cpu_is_the_default_group(tiny_m2m100, parallel_examples):
     model = BiEncoder.from_pretrained(tiny_m2m100)
     step = make_step("gradcache", model, loss, 12)
@@ -106,7 +123,8 @@ def test_gradcache_and_accumulation_k1_equal_full_batch_without_dropout(tiny_m2m
     model.eval()  # no dropout: one forward over the whole batch is the reference
     pairs = pairs_with_negatives(parallel_examples)
     full_loss, full = run(model, FullBatch(model, loss), pairs)
-    for strategy in (GradCache(model, loss, chunk_size=5), Accumulation(model, loss, micro_batch_size=12)):
+    for strategy in (GradCache(model, loss, chunk_size=5), GradCache(model, loss, None, chunk_tokens=120),
+                     Accumulation(model, loss, micro_batch_size=12)):
         value, grads = run(model, strategy, pairs)
         assert abs(value - full_loss) < 1e-6
         assert relative_error(grads, full) <= 1e-5

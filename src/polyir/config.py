@@ -93,8 +93,9 @@ class StepConfig(Strict):
     batch_size: PositiveInt = 32
     micro_batch_size: PositiveInt | None = None
     chunk_size: PositiveInt | Literal["auto"] | None = Field(
-        default=None, description="texts per forward pass: gradcache's chunk (default 'auto': from free GPU "
-        "memory), the length buckets of full (default 64) and accumulation (default: the micro-batch)")
+        default=None, description="texts per forward pass: gradcache's chunk (default 'auto': passes bounded "
+        "in padded positions, from free GPU memory), the length buckets of full (default 64) and accumulation "
+        "(default: the micro-batch)")
     memory_gib: PositiveFloat | None = Field(
         default=None, description="GPU memory the whole step may use, for gradcache's 'auto' chunk (default: "
         "what is free)")

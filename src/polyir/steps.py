@@ -83,19 +83,21 @@ class Batch:
 
 
 class Groups:
-    """A batch's texts in forward passes of at most `size` texts of similar length (longest first; queries apart
-    from passages and negatives, whose lengths differ), already on the device, and the permutation that puts
-    their embeddings back in the order of `Batch.texts`."""
+    """A batch's texts in forward passes of similar length (longest first; queries apart from passages and
+    negatives, whose lengths differ), already on the device, and the permutation that puts their embeddings back
+    in the order of `Batch.texts`. A pass holds at most `size` texts (None: no limit) and at most `max_tokens`
+    positions once padded (None: no limit), so that short queries go through in larger passes than passages."""
 
-    def __init__(self, model: BiEncoder, batch: Batch, size: int):
+    def __init__(self, model: BiEncoder, batch: Batch, size: int | None, max_tokens: int | None = None):
         texts = batch.texts
+        cuda = model.device.type == "cuda"
         order, self.inputs = [], []
         for segment in (range(len(batch)), range(len(batch), len(texts))):
             ordered = sorted(segment, key=lambda i: -len(texts[i]))
-            self.inputs += [model.collate([texts[i] for i in ordered[start:start + size]])
-                            for start in range(0, len(ordered), size)]
+            lengths = [padded_length(len(texts[i]), cuda) for i in ordered]
+            self.inputs += [model.collate([texts[i] for i in ordered[run]])
+                            for run in forward_passes(lengths, size, max_tokens)]
             order += ordered
-        cuda = model.device.type == "cuda"
         self.order = torch.tensor(order, pin_memory=cuda).to(model.device, non_blocking=cuda)
         self.inverse = torch.empty_like(self.order)
         self.inverse[self.order] = torch.arange(len(order), device=model.device)
@@ -103,6 +105,26 @@ class Groups:
     def embed(self, model: BiEncoder) -> torch.Tensor:
         """Every text's embedding, with a graph, in text order."""
         return torch.cat([model(**inputs) for inputs in self.inputs])[self.inverse]
+
+
+def padded_length(length: int, cuda: bool) -> int:
+    """A text's length in a forward pass: `BiEncoder.collate` pads to a multiple of 8 on CUDA."""
+    return -(-length // 8) * 8 if cuda else length
+
+
+def forward_passes(lengths: list[int], size: int | None, max_tokens: int | None) -> list[slice]:
+    """Consecutive runs of texts sorted longest first (`lengths`, padded), each of at most `size` texts and at
+    most `max_tokens` positions (its first text's length times its number of texts), and at least one text."""
+    passes, start = [], 0
+    while start < len(lengths):
+        count = len(lengths) - start
+        if size is not None:
+            count = min(count, size)
+        if max_tokens is not None:
+            count = max(1, min(count, max_tokens // lengths[start]))
+        passes.append(slice(start, start + count))
+        start += count
+    return passes
 
 
 class StepStrategy:
@@ -185,20 +207,24 @@ class RandomState:
 
 
 class GradCache(StepStrategy):
-    """`chunk_size` texts per forward pass, or "auto": the largest chunk that fits in the GPU memory left (or in
-    `memory_gib`, the whole step's budget), measured once on the first batch; on CPU, "auto" is DEFAULT_GROUP.
-    `replay_random_state` defaults to whether the model draws random numbers (dropout) in its current mode."""
+    """`chunk_size` texts per forward pass, and at most `chunk_tokens` positions per pass when given; or
+    `chunk_size="auto"`: passes of as many positions as fit in the GPU memory left (or in `memory_gib`, the whole
+    step's budget), measured once on the first batch, so that queries go through in passes of several times more
+    texts than passages; on CPU, "auto" is DEFAULT_GROUP texts. `replay_random_state` defaults to whether the
+    model draws random numbers (dropout) in its current mode."""
 
-    def __init__(self, model: BiEncoder, loss: Loss, chunk_size: int | str, replay_random_state: bool | None = None,
-                 world: World = SINGLE, memory_gib: float | None = None):
+    def __init__(self, model: BiEncoder, loss: Loss, chunk_size: int | str | None,
+                 replay_random_state: bool | None = None, world: World = SINGLE, memory_gib: float | None = None,
+                 chunk_tokens: int | None = None):
         super().__init__(model, loss, world)
-        self.chunk_size, self.replay, self.memory_gib = chunk_size, replay_random_state, memory_gib
+        self.chunk_size, self.chunk_tokens = chunk_size, chunk_tokens
+        self.replay, self.memory_gib = replay_random_state, memory_gib
 
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
         if self.chunk_size == "auto":
-            self.chunk_size = self._auto_chunk_size(batch.texts)
+            self.chunk_size, self.chunk_tokens = self._auto_chunk(batch.texts)
         replay = self.model.draws_random_numbers if self.replay is None else self.replay
-        groups = Groups(self.model, batch, self.chunk_size)
+        groups = Groups(self.model, batch, self.chunk_size, self.chunk_tokens)
         states, first = [], []
         with torch.no_grad():  # 1. embeddings without a graph
             for inputs in groups.inputs:
@@ -227,20 +253,20 @@ class GradCache(StepStrategy):
             after_first_pass.restore()
         return loss.detach()
 
-    def _auto_chunk_size(self, texts: list[list[int]]) -> int:
-        device = self.model.device
-        if device.type != "cuda":
-            return DEFAULT_GROUP
-        size = chunk_for_memory(self.model, texts, self.memory_gib)
+    def _auto_chunk(self, texts: list[list[int]]) -> tuple[int | None, int | None]:
+        """(texts, positions) per forward pass."""
+        if self.model.device.type != "cuda":
+            return DEFAULT_GROUP, None
+        tokens = tokens_for_memory(self.model, texts, self.memory_gib)
         if self.world.main:
-            print(f"gradcache: chunk_size auto = {size} texts per forward pass", file=sys.stderr)
-        return size
+            print(f"gradcache: chunk auto = {tokens} positions per forward pass", file=sys.stderr)
+        return None, tokens
 
 
-def _activation_bytes_per_text(model: BiEncoder, texts: list[list[int]], probe: int = 16) -> float:
-    """Peak GPU memory of one forward and backward pass per text, over the `probe` longest texts; measured on
-    a second pass, after the first has allocated the gradient buffers. Gradients and random state are left as
-    they were."""
+def _activation_bytes_per_position(model: BiEncoder, texts: list[list[int]], probe: int = 16) -> float:
+    """Peak GPU memory of one forward and backward pass per padded position, over the `probe` longest texts;
+    measured on a second pass, after the first has allocated the gradient buffers. Gradients and random state
+    are left as they were."""
     parameters = [p for p in model.encoder.parameters() if p.requires_grad]
     grads = [p.grad for p in parameters]
     state = RandomState(model.device)
@@ -254,23 +280,24 @@ def _activation_bytes_per_text(model: BiEncoder, texts: list[list[int]], probe: 
     for parameter, grad in zip(parameters, grads):
         parameter.grad = grad
     state.restore()
-    return (peak - base) / len(inputs["input_ids"])
+    return (peak - base) / inputs["input_ids"].numel()
 
 
-def chunk_for_memory(model: BiEncoder, texts: list[list[int]], memory_gib: float | None = None,
-                     fraction: float = 0.9) -> int:
-    """The largest chunk (a multiple of 8 texts, at least 8) whose forward and backward pass fits in `fraction`
-    of the GPU memory still free, or of what is left of a `memory_gib` budget for the whole step. Room is kept
-    for the fp32 gradients and AdamW's two moment buffers, which the step and the first optimiser step allocate
-    (counted twice once they exist: the estimate errs on the small side)."""
+def tokens_for_memory(model: BiEncoder, texts: list[list[int]], memory_gib: float | None = None,
+                      fraction: float = 0.9) -> int:
+    """The most padded positions per forward pass (at least 8 of the longest texts) whose forward and backward
+    pass fits in `fraction` of the GPU memory still free, or of what is left of a `memory_gib` budget for the whole
+    step. Activation memory grows with the positions a pass holds, whatever their split into texts (attention is
+    memory-efficient). Room is kept for the fp32 gradients and AdamW's two moment buffers, which the step and the
+    first optimiser step allocate (counted twice once they exist: the estimate errs on the small side)."""
     device = model.device
-    per_text = _activation_bytes_per_text(model, texts)
+    per_position = _activation_bytes_per_position(model, texts)
     allocated = torch.cuda.memory_allocated(device)
     free = torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - allocated
     gradients_and_moments = sum(3 * p.numel() * 4 for p in model.encoder.parameters() if p.requires_grad)
     room = free if memory_gib is None else min(free, memory_gib * 2**30 - allocated)
-    size = int(fraction * (room - gradients_and_moments) / per_text) // 8 * 8
-    return max(8, min(size, len(texts)))
+    longest = padded_length(max(map(len, texts)), cuda=True)
+    return max(8 * longest, int(fraction * (room - gradients_and_moments) / per_position))
 
 
 def make_step(strategy: str, model: BiEncoder, loss: Loss, batch_size: int, micro_batch_size: int | None = None,

@@ -10,7 +10,7 @@ import torch
 from polyir.config import EncoderSettings
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
-from polyir.steps import Batch, FullBatch, GradCache, Groups
+from polyir.steps import CUDA_GROUP, Batch, FullBatch, GradCache, Groups
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -83,6 +83,7 @@ def test_auto_chunk_stays_within_its_memory_budget():
 
 def test_no_host_synchronisation_inside_a_step():
     m, b = model(), batch(64)
+    assert FullBatch(m, loss).group_size == CUDA_GROUP
     for strategy in (FullBatch(m, loss), GradCache(m, loss, chunk_size=16)):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             strategy.backward(b)  # warm-up: allocator, kernels

@@ -116,6 +116,7 @@ def test_auto_chunk_on_cpu_is_the_default_group(tiny_m2m100, parallel_examples):
     assert step.chunk_size == "auto"
     run(model, step, pairs_with_negatives(parallel_examples))
     assert step.chunk_size == DEFAULT_GROUP
+    assert make_step("full", model, loss, 12).group_size == DEFAULT_GROUP  # on a GPU: CUDA_GROUP (test_cuda)
 
 
 def test_gradcache_and_accumulation_k1_equal_full_batch_without_dropout(tiny_m2m100, parallel_examples):

@@ -94,8 +94,8 @@ class StepConfig(Strict):
     micro_batch_size: PositiveInt | None = None
     chunk_size: PositiveInt | Literal["auto"] | None = Field(
         default=None, description="texts per forward pass: gradcache's chunk (default 'auto': passes bounded "
-        "in padded positions, from free GPU memory), the length buckets of full (default 64) and accumulation "
-        "(default: the micro-batch)")
+        "in padded positions, from free GPU memory), the length buckets of full (default 64 on CPU, 256 on a "
+        "GPU) and accumulation (default: the micro-batch)")
     memory_gib: PositiveFloat | None = Field(
         default=None, description="GPU memory the whole step may use, for gradcache's 'auto' chunk (default: "
         "what is free)")

@@ -107,6 +107,11 @@ def random_ids(count: int, longest: int, vocab: int, generator: torch.Generator)
     return [torch.randint(4, vocab, (n - 1,), generator=generator).tolist() + [EOS] for n in lengths]
 
 
+def fixed_ids(count: int, vocab: int, generator: torch.Generator) -> list[list[int]]:
+    """`count` passages of exactly PASSAGE tokens."""
+    return [torch.randint(4, vocab, (PASSAGE - 1,), generator=generator).tolist() + [EOS] for _ in range(count)]
+
+
 def random_batch(size: int, vocab: int, generator: torch.Generator) -> Batch:
     return Batch(random_ids(size, QUERY, vocab, generator), random_ids(size, PASSAGE, vocab, generator),
                  [None] * size)
@@ -242,7 +247,7 @@ def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int,
     vocab = SHAPES[args.shape]["vocab"]
     count = max(64, int(1024 * args.batch_scale))
     if fixed:
-        ids = [torch.randint(4, vocab, (PASSAGE - 1,), generator=generator).tolist() + [EOS] for _ in range(count)]
+        ids = fixed_ids(count, vocab, generator)
     else:
         ids = random_ids(count, PASSAGE, vocab, generator)
     seconds = []

@@ -26,7 +26,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu import PASSAGE, SHAPES, bi_encoder, free_memory, loss, random_batch, synchronize  # noqa: E402
+from gpu import PASSAGE, SHAPES, bi_encoder, fixed_ids, free_memory, loss, random_batch, synchronize  # noqa: E402
 
 from polyir.steps import make_step  # noqa: E402
 
@@ -98,10 +98,6 @@ def timed(run, repeats: int, device: torch.device) -> tuple[float, float]:
     return seconds[0], statistics.median(seconds[1:])
 
 
-def passages(count: int, vocab: int, generator) -> list[list[int]]:
-    return [torch.randint(4, vocab, (PASSAGE - 1,), generator=generator).tolist() + [2] for _ in range(count)]
-
-
 def kernels(args, device, generator, record) -> None:
     shape = SHAPES[args.shape]
     model = bi_encoder("m2m100", shape, device)
@@ -111,7 +107,7 @@ def kernels(args, device, generator, record) -> None:
     chunk = step.chunk_size or f"{step.chunk_tokens:,} positions"
     record({"part": "kernels", "name": f"gradcache step, batch {args.batch}, chunk {chunk}",
             "families_ms": by_family, "top_ms": top})
-    ids = passages(args.batch, shape["vocab"], generator)
+    ids = fixed_ids(args.batch, shape["vocab"], generator)
     for name, encoder in (("encode, float32 weights + autocast", model),
                           ("encode, bf16 weights", bi_encoder("m2m100", shape, device).to(torch.bfloat16))):
         encode = partial(encoder.encode_ids, ids, args.batch)
@@ -136,7 +132,7 @@ def time_training(args, device, generator, batches, compiled: bool) -> dict:
 
 def time_encoding(args, device, generator, weights: torch.dtype) -> dict:
     model = bi_encoder("m2m100", SHAPES[args.shape], device).to(weights)
-    encode = partial(model.encode_ids, passages(1024, SHAPES[args.shape]["vocab"], generator), 1024)
+    encode = partial(model.encode_ids, fixed_ids(1024, SHAPES[args.shape]["vocab"], generator), 1024)
     eager = timed(encode, 3, device)[1]
     model.encoder.compile(dynamic=False)  # one shape: every batch is 1,024 x 128
     first, median = timed(encode, 3, device)

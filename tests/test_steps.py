@@ -36,20 +36,25 @@ def relative_error(a, b):
     return float((a - b).norm() / b.norm())
 
 
+def assert_gradcache_replays_dropout(model: BiEncoder, pairs) -> None:
+    """GradCache equals the full batch in forward passes of 4 texts, which draws its dropout masks group by group
+    as GradCache does; without the random-state replay the second pass draws other masks, and the gradient is
+    wrong."""
+    reference_loss, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
+    cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
+    assert abs(cached_loss - reference_loss) < 1e-6
+    assert relative_error(cached, reference) <= 1e-5
+    _, wrong = run(model, GradCache(model, loss, chunk_size=4, replay_random_state=False), pairs)
+    assert relative_error(wrong, reference) > 1e-3
+
+
 def test_gradcache_equals_full_batch_with_dropout(tiny_m2m100, parallel_examples):
     model = BiEncoder.from_pretrained(tiny_m2m100)
     model.train()
     assert model.draws_random_numbers
     pairs = pairs_with_negatives(parallel_examples)
     assert any(p.negative for p in pairs)
-    # the full batch in forward passes of 4 texts draws its dropout masks group by group, as GradCache does
-    reference_loss, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
-    cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
-    assert abs(cached_loss - reference_loss) < 1e-6
-    assert relative_error(cached, reference) <= 1e-5
-    # without the random-state replay the second pass draws other masks, and the gradient is wrong
-    _, wrong = run(model, GradCache(model, loss, chunk_size=4, replay_random_state=False), pairs)
-    assert relative_error(wrong, reference) > 1e-3
+    assert_gradcache_replays_dropout(model, pairs)
     # the random state after the step is the one after the first pass, as in a full-batch step
     torch.manual_seed(0)
     model.zero_grad(set_to_none=True)
@@ -180,15 +185,9 @@ def test_compiled_gradcache_replays_dropout_exactly(tiny_m2m100, parallel_exampl
     """Compiled code draws its own random numbers (inductor), in a graph without autograd for GradCache's first
     pass and with it for the second: replaying the generator state must still give the second pass the first
     pass's dropout masks, so GradCache equals the compiled full batch drawn group by group."""
-    pairs = pairs_with_negatives(parallel_examples)
     model = BiEncoder.from_pretrained(tiny_m2m100).train().compile_encoder()
     assert model.draws_random_numbers
-    reference_loss, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
-    cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
-    assert abs(cached_loss - reference_loss) < 1e-6
-    assert relative_error(cached, reference) <= 1e-5
-    _, wrong = run(model, GradCache(model, loss, chunk_size=4, replay_random_state=False), pairs)
-    assert relative_error(wrong, reference) > 1e-3
+    assert_gradcache_replays_dropout(model, pairs_with_negatives(parallel_examples))
 
 
 def test_loader_tokenises_ahead_and_checkpoints_the_handed_out_position(tiny_m2m100, parallel_examples):

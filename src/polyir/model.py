@@ -137,6 +137,11 @@ class BiEncoder(nn.Module):
                 ids[i] = row
         return ids
 
+    @property
+    def pad_multiple(self) -> int | None:
+        """What `collate` rounds a forward pass's length up to: a multiple of 8 on CUDA, for the tensor cores."""
+        return 8 if self.device.type == "cuda" else None
+
     def collate(self, ids: list[list[int]]) -> dict[str, torch.Tensor | None]:
         """Padded input ids on the model's device, and the attention mask, or None where no row is padded (the
         encoder then needs no mask, and PyTorch's flash attention can run). On CUDA, rows are padded to a
@@ -146,7 +151,7 @@ class BiEncoder(nn.Module):
             raise InputError(f"the tokenizer of this model ({type(self.tokenizer).__name__}) has no padding token")
         input_ids, attention_mask = pad_token_ids(ids, self.tokenizer.pad_token_id,
                                                   left=self.tokenizer.padding_side == "left",
-                                                  multiple_of=8 if cuda else None, pin_memory=cuda)
+                                                  multiple_of=self.pad_multiple, pin_memory=cuda)
         padded = any(len(row) < input_ids.shape[1] for row in ids)
         return {"input_ids": input_ids.to(self.device, non_blocking=cuda),
                 "attention_mask": attention_mask.to(self.device, non_blocking=cuda) if padded else None}

@@ -22,6 +22,7 @@ import torch
 
 from polyir.distributed import SINGLE, World
 from polyir.model import BiEncoder
+from polyir.padding import padded_width
 from polyir.sampling import Pair
 
 # (queries, passages, negatives, rows, denominator) -> loss; see polyir.loss.info_nce
@@ -95,7 +96,7 @@ class Groups:
         order, self.inputs = [], []
         for segment in (range(len(batch)), range(len(batch), len(texts))):
             ordered = sorted(segment, key=lambda i: -len(texts[i]))
-            lengths = [padded_length(len(texts[i]), cuda) for i in ordered]
+            lengths = [padded_width(len(texts[i]), model.pad_multiple) for i in ordered]
             self.inputs += [model.collate([texts[i] for i in ordered[run]])
                             for run in forward_passes(lengths, size, max_tokens)]
             order += ordered
@@ -106,11 +107,6 @@ class Groups:
     def embed(self, model: BiEncoder) -> torch.Tensor:
         """Every text's embedding, with a graph, in text order."""
         return torch.cat([model(**inputs) for inputs in self.inputs])[self.inverse]
-
-
-def padded_length(length: int, cuda: bool) -> int:
-    """A text's length in a forward pass: `BiEncoder.collate` pads to a multiple of 8 on CUDA."""
-    return -(-length // 8) * 8 if cuda else length
 
 
 def forward_passes(lengths: list[int], size: int | None, max_tokens: int | None) -> list[slice]:
@@ -299,7 +295,7 @@ def tokens_for_memory(model: BiEncoder, texts: list[list[int]], memory_gib: floa
     free = torch.cuda.mem_get_info(device)[0] + torch.cuda.memory_reserved(device) - allocated
     gradients_and_moments = sum(3 * p.numel() * 4 for p in model.encoder.parameters() if p.requires_grad)
     room = free if memory_gib is None else min(free, memory_gib * 2**30 - allocated)
-    longest = padded_length(max(map(len, texts)), cuda=True)
+    longest = padded_width(max(map(len, texts)), model.pad_multiple)
     return max(8 * longest, int(fraction * (room - gradients_and_moments) / per_position))
 
 

@@ -3,13 +3,14 @@ of M2M-100 418M's encoder, and, in the same run, sentence-transformers' CachedMu
 peer) beside polyir's GradCache on an encoder both can load (XLM-R architecture, same width, depth and vocabulary).
 
   python bench/gpu.py [--shape m2m100-418m|small|tiny] [--device cuda|cpu] [--parts encode,train,peer,compile]
-                      [--batch-scale 1] [--steps 6] [--warmup 2] [--out results.jsonl]
+                      [--only REGEX] [--batch-scale 1] [--steps 6] [--warmup 2] [--out results.jsonl]
   python bench/gpu.py --report results.jsonl
 
 Models are built from their configurations with random weights (nothing is downloaded; time and memory do not
 depend on the weights). Inputs are token ids: queries of at most 32 and passages of at most 128 tokens, lengths
 uniform in 50-100% of the maximum, as in issue 6. A step is forward, backward and the fused AdamW update, under
-bf16 autocast on CUDA; its time is the median over --steps after --warmup; peak memory is the most PyTorch held
+bf16 autocast over float32 weights on CUDA, or, in the rows marked "bf16 weights", on a bf16 copy of the weights
+whose gradients are summed into float32 master weights (polyir's `precision: bf16-weights`); its time is the median over --steps after --warmup; peak memory is the most PyTorch held
 during the configuration (weights, gradients, optimiser state and activations). `syncs` counts the host
 synchronisations PyTorch reports inside one step's forward and backward (CUDA only), `real tokens` the share of
 encoded positions that are not padding. Encoding (measured first) embeds 1,024 passages of exactly 128 tokens, as
@@ -29,6 +30,7 @@ import argparse
 import gc
 import json
 import platform
+import re
 import statistics
 import sys
 import tempfile
@@ -52,22 +54,29 @@ SHAPES = {
 }
 QUERY, PASSAGE, TEMPERATURE = 32, 128, 0.05
 PAD, EOS = 1, 2
-# (part, name, model, strategy, batch, chunk or micro-batch, memory_gib)
+# (part, name, model, strategy, batch, chunk or micro-batch, memory_gib, precision): "bf16" is autocast over
+# float32 weights, "bf16-weights" a bf16 copy over float32 master weights (polyir's `precision: bf16-weights`)
 STEPS = [
-    ("train", "full", "m2m100", "full", 512, 64, None),
-    ("train", "full", "m2m100", "full", 512, 256, None),
-    ("train", "accumulation", "m2m100", "accumulation", 512, 64, None),
-    ("train", "gradcache", "m2m100", "gradcache", 512, 64, None),
-    ("train", "gradcache", "m2m100", "gradcache", 512, "auto", None),
-    ("train", "gradcache", "m2m100", "gradcache", 4096, 128, None),
-    ("train", "gradcache", "m2m100", "gradcache", 4096, "auto", 16.0),
-    ("peer", "polyir gradcache", "xlmr", "gradcache", 512, 64, None),
-    ("peer", "peer CachedMNRL", "xlmr", "peer", 512, 64, None),
-    ("peer", "polyir gradcache", "xlmr", "gradcache", 4096, 128, None),
-    ("peer", "peer CachedMNRL", "xlmr", "peer", 4096, 128, None),
-    ("peer", "polyir gradcache", "xlmr", "gradcache", 4096, "auto", 16.0),
-    ("compile", "full, compiled", "m2m100", "full", 512, 64, None),
-    ("compile", "gradcache, compiled", "m2m100", "gradcache", 4096, "auto", 16.0),
+    ("train", "full", "m2m100", "full", 512, 64, None, "bf16"),
+    ("train", "full", "m2m100", "full", 512, 256, None, "bf16"),
+    ("train", "full, bf16 weights", "m2m100", "full", 512, 256, None, "bf16-weights"),
+    ("train", "full, bf16 weights", "m2m100", "full", 512, 512, None, "bf16-weights"),
+    ("train", "accumulation", "m2m100", "accumulation", 512, 64, None, "bf16"),
+    ("train", "gradcache", "m2m100", "gradcache", 512, 64, None, "bf16"),
+    ("train", "gradcache", "m2m100", "gradcache", 512, "auto", None, "bf16"),
+    ("train", "gradcache", "m2m100", "gradcache", 4096, 128, None, "bf16"),
+    ("train", "gradcache", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16"),
+    ("train", "gradcache, bf16 weights", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
+    ("peer", "polyir gradcache", "xlmr", "gradcache", 512, 64, None, "bf16"),
+    ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 512, 64, None, "bf16-weights"),
+    ("peer", "peer CachedMNRL", "xlmr", "peer", 512, 64, None, "bf16"),
+    ("peer", "polyir gradcache", "xlmr", "gradcache", 4096, 128, None, "bf16"),
+    ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 4096, 128, None, "bf16-weights"),
+    ("peer", "peer CachedMNRL", "xlmr", "peer", 4096, 128, None, "bf16"),
+    ("peer", "polyir gradcache", "xlmr", "gradcache", 4096, "auto", 16.0, "bf16"),
+    ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
+    ("compile", "full, compiled", "m2m100", "full", 512, 64, None, "bf16"),
+    ("compile", "gradcache, compiled", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16"),
 ]
 
 
@@ -192,7 +201,7 @@ def count_syncs(run) -> int:
 
 
 def measure_steps(spec, model, args, device, generator) -> dict:
-    part, name, kind, strategy, batch_size, chunk, memory_gib = spec
+    part, name, kind, strategy, batch_size, chunk, memory_gib, precision = spec
     batch_size = max(8, int(batch_size * args.batch_scale))
     chunk = chunk if chunk == "auto" else max(2, int(chunk * args.batch_scale))
     cuda = device.type == "cuda"
@@ -200,7 +209,9 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     batches = [random_batch(batch_size, vocab, generator) for _ in range(args.warmup + args.steps)]
     parameters = [p for p in (model.encoder if isinstance(model, BiEncoder) else model).parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=1e-5, fused=cuda)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)
+    if isinstance(model, BiEncoder) and model.compute is not None:  # as polyir's Trainer does
+        optimizer.register_step_post_hook(lambda *_: model.compute.refresh())
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda and precision == "bf16")
     if strategy == "peer":
         peer = peer_loss(model, chunk)
 
@@ -236,7 +247,8 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     positions = polyir_step.chunk_tokens if strategy == "gradcache" else None
     label = used if chunk != "auto" else f"auto={used}" if positions is None else f"auto={positions:,} positions"
     share = real_token_share(model, batches[0], strategy, used, positions)
-    return {"part": part, "name": name, "model": kind, "strategy": strategy, "batch": batch_size, "chunk": label,
+    return {"part": part, "name": name, "model": kind, "strategy": strategy, "precision": precision,
+            "batch": batch_size, "chunk": label,
             "memory_gib": memory_gib, "seconds": median, "pairs_per_second": batch_size / median,
             "tokens_per_pair": tokens, "peak_gib": peak, "syncs": syncs, "real_tokens": share}
 
@@ -295,14 +307,17 @@ def table(rows: list[dict], shape: dict) -> str:
     for peer in peers:  # issue 6 asks for >= 1.5x at equal batch; equal chunk isolates the rest
         for r in rows:
             if r["part"] == "peer" and r["strategy"] == "gradcache" and r["batch"] == peer["batch"]:
-                lines.append(f"\npolyir gradcache (chunk {r['chunk']}{budget(r)}) / peer (chunk {peer['chunk']}) at "
+                lines.append(f"\n{r['name']} (chunk {r['chunk']}{budget(r)}) / peer (chunk {peer['chunk']}) at "
                              f"batch {peer['batch']}: {r['pairs_per_second'] / peer['pairs_per_second']:.2f}x")
     return "\n".join(lines)
 
 
 def encodings(model: BiEncoder, args, device, generator, name: str = "encode") -> list[dict]:
-    """The float32 model under autocast at two batch sizes; a variant (bf16 weights, compiled) at 1,024."""
-    batches = [(256, True), (1024, True), (1024, False)] if name == "encode" else [(1024, True), (1024, False)]
+    """Passages of 128 tokens in one batch or in four; passages of 64-128 tokens in one batch, and in batches of
+    256 and 128 in order of length, which spares most of the padding (as `polyir evaluate` encodes)."""
+    batches = [(256, True), (1024, True), (1024, False), (256, False), (128, False)]
+    if name == "encode, compiled":
+        batches = [(1024, True), (1024, False)]
     return [measure_encoding(model, args, device, generator, size, fixed, name) for size, fixed in batches]
 
 
@@ -314,6 +329,8 @@ def main() -> None:
     parser.add_argument("--batch-scale", type=float, default=1.0, help="multiply batch and chunk sizes")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--only", default="", help="run only the training rows whose part, name, model, batch "
+                                                   "and chunk match this regular expression")
     parser.add_argument("--out", type=Path, help="also append every result as a JSON line here")
     parser.add_argument("--report", type=Path, help="only print the tables of the results in this JSON-lines file "
                                                     "(of a run cut short, say)")
@@ -341,14 +358,16 @@ def main() -> None:
             with args.out.open("a") as out:
                 out.write(json.dumps({**row, "card": card, "shape": args.shape, "date": date}) + "\n")
 
-    models: dict[str, BiEncoder] = {}
+    models: dict[tuple[str, str], BiEncoder] = {}
 
-    def bi_encoder_of(kind: str) -> BiEncoder:
-        if kind not in models:
+    def bi_encoder_of(kind: str, precision: str = "bf16") -> BiEncoder:
+        if (kind, precision) not in models:
             models.clear()
             free_memory(device)
-            models[kind] = bi_encoder(kind, shape, device)
-        return models[kind]
+            models[kind, precision] = bi_encoder(kind, shape, device)
+            if precision == "bf16-weights":
+                models[kind, precision].compute_in(torch.bfloat16)
+        return models[kind, precision]
 
     if "encode" in parts:  # first: it is quick, and a run cut short still has it
         for row in encodings(bi_encoder_of("m2m100"), args, device, generator):
@@ -359,15 +378,15 @@ def main() -> None:
         del half
     with tempfile.TemporaryDirectory() as tmp:
         for spec in STEPS:
-            part, _, kind, strategy = spec[:4]
-            if part not in parts:
+            part, name, kind, strategy, batch_size, chunk = spec[:6]
+            if part not in parts or not re.search(args.only, f"{part} {name} {kind} {batch_size} {chunk}"):
                 continue
             if strategy == "peer":
                 models.clear()
                 free_memory(device)
                 model = peer_model(shape, device, Path(tmp) / "peer")
             else:
-                model = bi_encoder_of(kind)
+                model = bi_encoder_of(kind, spec[-1])
                 if part == "compile" and not getattr(model, "compiled", False):
                     model.compile_encoder()
                     model.compiled = True

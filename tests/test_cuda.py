@@ -102,3 +102,24 @@ def test_bf16_encoding_tracks_fp32_on_cpu():
     on_gpu = m.encode_ids(ids, batch_size=16)
     on_cpu = m.to("cpu").encode_ids(ids, batch_size=16)
     assert torch.nn.functional.cosine_similarity(on_gpu, on_cpu).min() > 0.99
+
+
+def test_bf16_compute_weights_track_autocast_without_host_synchronisation():
+    reference, b = model(), batch(64)
+    torch.manual_seed(1)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        GradCache(reference, loss, chunk_size=16).backward(b)
+    m = model()
+    m.compute_in(torch.bfloat16)
+    step = GradCache(m, loss, chunk_size=16)
+    step.backward(b)  # warm-up: allocator, kernels
+    m.zero_grad(set_to_none=True)
+    torch.manual_seed(1)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step.backward(b)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert all(p.grad.dtype == torch.float32 for p in m.encoder.parameters() if p.grad is not None)
+    assert float((gradient(m) - gradient(reference)).norm() / gradient(reference).norm()) < 0.05

@@ -208,3 +208,53 @@ def test_loader_tokenises_ahead_and_checkpoints_the_handed_out_position(tiny_m2m
             assert loader.position == reference.state_dict() != sampler.state_dict()
     finally:
         loader.close()
+
+
+def test_bf16_compute_weights_sum_gradients_into_float32_masters(tiny_m2m100, parallel_examples):
+    """`precision: bf16-weights`: the passes run on a bf16 copy, and every gradient lands in the float32 encoder,
+    where GradCache's passes are summed in float32; the result tracks the float32 gradient up to bf16 rounding."""
+    pairs = pairs_with_negatives(parallel_examples)
+    reference_model = BiEncoder.from_pretrained(tiny_m2m100).eval()
+    reference_loss, reference = run(reference_model, FullBatch(reference_model, loss), pairs)
+    model = BiEncoder.from_pretrained(tiny_m2m100).eval()
+    compute = model.compute_in(torch.bfloat16)
+    assert next(model.running_encoder.parameters()).dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.encoder.parameters())
+    assert list(model.backbone.state_dict()) == list(reference_model.backbone.state_dict())
+    value, grads = run(model, GradCache(model, loss, chunk_size=4), pairs)
+    assert all(p.grad is None for p in compute.module.parameters())
+    assert all(p.grad.dtype == torch.float32 for p in model.encoder.parameters() if p.grad is not None)
+    assert grads.numel() == reference.numel()
+    assert abs(value - reference_loss) < 0.01 * abs(reference_loss)
+    assert 0 < relative_error(grads, reference) < 0.05
+
+
+def test_bf16_compute_weights_keep_updates_too_small_for_bf16(tiny_m2m100, parallel_examples):
+    """The optimiser steps the float32 masters: an update below bf16's resolution is kept there (it would be lost
+    on bf16 weights), and the compute copy is refreshed from the masters."""
+    model = BiEncoder.from_pretrained(tiny_m2m100).eval()
+    compute = model.compute_in(torch.bfloat16)
+    optimizer = torch.optim.AdamW(model.encoder.parameters(), lr=1e-5)
+    optimizer.register_step_post_hook(lambda *_: compute.refresh())
+    before = [p.detach().clone() for p in model.encoder.parameters()]
+    run(model, GradCache(model, loss, chunk_size=4), pairs_with_negatives(parallel_examples))
+    optimizer.step()
+    after = list(model.encoder.parameters())
+    changed = sum(int((a != b).sum()) for a, b in zip(after, before))
+    visible_in_bf16 = sum(int((a.bfloat16() != b.bfloat16()).sum()) for a, b in zip(after, before))
+    assert changed > 10 * visible_in_bf16, (changed, visible_in_bf16)
+    assert all(torch.equal(c, a.bfloat16()) for c, a in zip(compute.module.parameters(), after))
+
+
+def test_gradcache_replays_dropout_on_bf16_compute_weights(tiny_m2m100, parallel_examples):
+    """With dropout on, GradCache on the bf16 copy matches the full batch drawn group by group (up to the bf16
+    sums inside the full batch's single backward pass), and is far off without the random-state replay."""
+    model = BiEncoder.from_pretrained(tiny_m2m100).train()
+    model.compute_in(torch.bfloat16)
+    assert model.draws_random_numbers and model.compute.module.training
+    pairs = pairs_with_negatives(parallel_examples)
+    _, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
+    _, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
+    _, wrong = run(model, GradCache(model, loss, chunk_size=4, replay_random_state=False), pairs)
+    assert relative_error(cached, reference) < 0.01
+    assert relative_error(wrong, reference) > 0.05

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -65,8 +66,11 @@ def test_every_sampling_and_step_strategy_trains(sampling, tiny_m2m100, small_xq
         assert (out / "model" / "polyir_config.json").is_file() and any((out / "tensorboard").iterdir())
 
 
-def test_killed_run_resumes_to_the_same_weights(tiny_m2m100, small_xquad, tmp_path):
-    overrides = {"optim.max_steps": 8, "checkpoint": {"every_steps": 1, "keep": 3}, "eval.every_steps": 4}
+@pytest.mark.parametrize("precision", ["auto", "bf16-weights"])
+def test_killed_run_resumes_to_the_same_weights(precision, tiny_m2m100, small_xquad, tmp_path):
+    """With bf16 compute weights, the checkpoint holds the float32 masters, from which the copy is rebuilt."""
+    overrides = {"optim.max_steps": 8, "checkpoint": {"every_steps": 1, "keep": 3}, "eval.every_steps": 4,
+                 "precision": precision}
     reference = tmp_path / "reference"
     config = write_config(tmp_path / "reference.yaml", reference, tiny_m2m100, small_xquad, **overrides)
     assert polyir("train", "--config", config, "--quiet").returncode == 0
@@ -94,6 +98,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_m2m100, small_xquad, tmp_pa
     assert all((expected[k] == actual[k]).all() for k in expected), "resumed weights differ from the uninterrupted"
     assert [e["step"] for e in log_of(killed)] == list(range(0, 9))
     assert [e["loss"] for e in log_of(killed)] == [e["loss"] for e in log_of(reference)]
+    assert all(value.dtype == torch.float32 for value in actual.values())
 
 
 def test_damaged_newest_checkpoint_is_skipped(tiny_m2m100, small_xquad, tmp_path):

@@ -146,7 +146,10 @@ class RunSettings(Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "bf16-weights"] = Field(
+        default="auto", description="auto: bf16 on CUDA, fp32 elsewhere; bf16: autocast over float32 weights; "
+        "bf16-weights: forward and backward on a bf16 copy of the weights, float32 master weights and gradient "
+        "sums (precision.py)")
     compile: bool = Field(default=False, description="torch.compile the encoder: on an H200, 1.06x for GradCache "
                           "with M2M-100's layer drop off, slower with it on (bench/RESULTS.md)")
 

@@ -21,6 +21,7 @@ from polyir.errors import InputError
 from polyir.files import atomic_dir
 from polyir.languages import LanguageResolver
 from polyir.padding import pad_token_ids
+from polyir.precision import ComputeCopy
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "polyir_config.json"
@@ -83,6 +84,7 @@ class BiEncoder(nn.Module):
         self.settings = settings
         self.languages = LanguageResolver(model_languages(tokenizer), settings.lang_map)
         self._random_layers = self._has_random_layers()  # asked at every GradCache step: worked out once
+        self.compute: ComputeCopy | None = None  # not a submodule: outside state_dict() and parameters()
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, dtype: torch.dtype = torch.float32, **overrides) -> BiEncoder:
@@ -104,6 +106,24 @@ class BiEncoder(nn.Module):
         backbone = AutoModel.from_pretrained(str(name_or_path), config=config, dtype=dtype)
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
         return cls(backbone, tokenizer, settings)
+
+    def compute_in(self, dtype: torch.dtype) -> ComputeCopy:
+        """Run forward and backward on a copy of the encoder in `dtype`, its gradients summed into the float32
+        encoder's (precision.py); call after moving the model to its device, and `compute.refresh()` after each
+        optimiser step."""
+        self.compute = ComputeCopy(self.encoder, dtype)
+        return self.compute
+
+    @property
+    def running_encoder(self) -> nn.Module:
+        """The module that computes: the encoder, or its copy in the compute precision."""
+        return self.encoder if self.compute is None else self.compute.module
+
+    def train(self, mode: bool = True) -> BiEncoder:
+        super().train(mode)
+        if self.compute is not None:
+            self.compute.module.train(mode)
+        return self
 
     @property
     def device(self) -> torch.device:
@@ -177,7 +197,7 @@ class BiEncoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         mask = self._encoder_mask(attention_mask, input_ids.shape[1])
-        states = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()  # pool in fp32
+        states = self.running_encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state.float()  # in fp32
         if self.settings.pooling == "cls":
             pooled = states[:, 0]
         elif attention_mask is None:
@@ -203,7 +223,7 @@ class BiEncoder(nn.Module):
         run as they are, which spares the casts and the float32 layer norms and residuals autocast keeps."""
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i])) if sort_by_length else list(range(len(ids)))
         cuda = self.device.type == "cuda"
-        autocast = cuda and next(self.encoder.parameters()).dtype == torch.float32
+        autocast = cuda and next(self.running_encoder.parameters()).dtype == torch.float32
         pinned = cuda and len(ids) * self.dimension * 4 <= PINNED_BYTES
         done = torch.empty(len(ids), self.dimension, pin_memory=pinned)  # rows in `order`
         was_training = self.training
@@ -230,7 +250,7 @@ class BiEncoder(nn.Module):
         if getattr(self.encoder, "layerdrop", 0.0) > 0:
             warnings.warn(f"compile: the encoder's layer drop ({self.encoder.layerdrop}) breaks the compiled graph "
                           "at every layer in training; measured slower than eager (bench/RESULTS.md)", stacklevel=2)
-        self.encoder.compile(dynamic=True, **options)
+        self.running_encoder.compile(dynamic=True, **options)
         return self
 
     def save(self, path: str | Path, overwrite: bool = True) -> None:

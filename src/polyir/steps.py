@@ -268,6 +268,8 @@ def _activation_bytes_per_position(model: BiEncoder, texts: list[list[int]], pro
     are left as they were."""
     parameters = [p for p in model.encoder.parameters() if p.requires_grad]
     grads = [p.grad for p in parameters]
+    for parameter in parameters:  # set aside: gradients may be summed into in place (precision.ComputeCopy)
+        parameter.grad = None
     state = RandomState(model.device)
     inputs = model.collate(sorted(texts, key=len, reverse=True)[:probe])
     model(**inputs).float().sum().backward()

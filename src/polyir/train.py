@@ -110,6 +110,8 @@ class Trainer:
                                  f"{task.name} has only {task.corpus_languages}")
         settings = config.model.model_dump(exclude={"name_or_path"})
         self.model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(self.device)
+        if config.precision == "bf16-weights":
+            self.model.compute_in(torch.bfloat16)
         if config.compile:
             self.model.compile_encoder()
         self.sampler = BatchSampler(self.examples, config.step.batch_size, config.sampling.strategy,
@@ -119,6 +121,8 @@ class Trainer:
                                        config.step.micro_batch_size, config.step.chunk_size, self.world,
                                        config.step.memory_gib)
         self.optimizer = _optimizer(self.model, config, self.device)
+        if self.model.compute is not None:
+            self.optimizer.register_step_post_hook(lambda *_: self.model.compute.refresh())
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
                                                          config.optim.max_steps)
         self.step, self.examples_seen, self.seconds, self.train_seconds = 0, 0, 0.0, 0.0
@@ -166,6 +170,8 @@ class Trainer:
         _restore_random_states(state["random"])
         self.step, self.examples_seen = state["step"], state["examples"]
         self.seconds, self.train_seconds, self.best = state["seconds"], state["train_seconds"], state["best"]
+        if self.model.compute is not None:
+            self.model.compute.refresh()
         self._truncate_log(self.step)
         print(f"{self.out}: resuming from {checkpoint.name}", file=sys.stderr)
 

@@ -6,18 +6,19 @@ peer) beside polyir's GradCache on an encoder both can load (XLM-R architecture,
                       [--only REGEX] [--batch-scale 1] [--steps 6] [--warmup 2] [--out results.jsonl]
   python bench/gpu.py --report results.jsonl
 
-Models are built from their configurations with random weights (nothing is downloaded; time and memory do not
-depend on the weights). Inputs are token ids: queries of at most 32 and passages of at most 128 tokens, lengths
-uniform in 50-100% of the maximum, as in issue 6. A step is forward, backward and the fused AdamW update, under
-bf16 autocast over float32 weights on CUDA, or, in the rows marked "bf16 weights", on a bf16 copy of the weights
-whose gradients are summed into float32 master weights (polyir's `precision: bf16-weights`); its time is the median over --steps after --warmup; peak memory is the most PyTorch held
-during the configuration (weights, gradients, optimiser state and activations). `syncs` counts the host
-synchronisations PyTorch reports inside one step's forward and backward (CUDA only), `real tokens` the share of
-encoded positions that are not padding. Encoding (measured first) embeds 1,024 passages of exactly 128 tokens, as
-in issue 6's anchor, and of 64-128 tokens, with float32 weights under autocast and with bf16 weights (as
-`polyir evaluate --dtype bfloat16`). `model TFLOP/s` counts the encoder's matrix FLOPs on real tokens (2 per
-parameter per token forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its ratio to the card's bf16
-peak (about 790 TFLOP/s on an H100) says how close a configuration runs to the hardware limit.
+Models are built from their configurations with random weights (nothing is downloaded; time and memory do not depend
+on the weights). Inputs are token ids: queries of at most 32 and passages of at most 128 tokens, lengths uniform in
+50-100% of the maximum, as in issue 6. A step is forward, backward and the fused AdamW update, under bf16 autocast
+over float32 weights on CUDA, or, in the rows marked "bf16 weights", on a bf16 copy of the weights whose gradients
+are summed into float32 master weights (polyir's `precision: bf16-weights`); its time is the median over --steps
+after --warmup; peak memory is the most PyTorch held during the configuration (weights, gradients, optimiser state
+and activations). `syncs` counts the host synchronisations PyTorch reports inside one step's forward and backward
+(CUDA only), `real tokens` the share of encoded positions that are not padding. Encoding (measured first) embeds
+1,024 passages of exactly 128 tokens, as in issue 6's anchor, and of 64-128 tokens, with float32 weights under
+autocast and with bf16 weights (as `polyir evaluate --dtype bfloat16`). `model TFLOP/s` counts the encoder's matrix
+FLOPs on real tokens (2 per parameter per token forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its
+ratio to the card's bf16 peak (about 790 TFLOP/s on an H100) says how close a configuration runs to the hardware
+limit.
 
 On the GPU machine (Python 3.12 with torch, transformers and sentence-transformers), polyir's other imports travel
 as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64

@@ -60,6 +60,7 @@ PAD, EOS = 1, 2
 STEPS = [
     ("train", "full", "m2m100", "full", 512, 64, None, "bf16"),
     ("train", "full", "m2m100", "full", 512, 256, None, "bf16"),
+    ("train", "full, bf16 weights", "m2m100", "full", 512, 128, None, "bf16-weights"),
     ("train", "full, bf16 weights", "m2m100", "full", 512, 256, None, "bf16-weights"),
     ("train", "full, bf16 weights", "m2m100", "full", 512, 512, None, "bf16-weights"),
     ("train", "accumulation", "m2m100", "accumulation", 512, 64, None, "bf16"),
@@ -71,6 +72,8 @@ STEPS = [
     ("peer", "polyir gradcache", "xlmr", "gradcache", 512, 64, None, "bf16"),
     ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 512, 64, None, "bf16-weights"),
     ("peer", "peer CachedMNRL", "xlmr", "peer", 512, 64, None, "bf16"),
+    ("peer", "polyir gradcache", "xlmr", "gradcache", 512, "auto", 16.0, "bf16"),
+    ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 512, "auto", 16.0, "bf16-weights"),
     ("peer", "polyir gradcache", "xlmr", "gradcache", 4096, 128, None, "bf16"),
     ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 4096, 128, None, "bf16-weights"),
     ("peer", "peer CachedMNRL", "xlmr", "peer", 4096, 128, None, "bf16"),

@@ -81,6 +81,8 @@ STEPS = [
     ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
     ("compile", "full, compiled", "m2m100", "full", 512, 64, None, "bf16"),
     ("compile", "gradcache, compiled", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16"),
+    ("compile", "full, bf16 weights, compiled", "m2m100", "full", 512, 256, None, "bf16-weights"),
+    ("compile", "gradcache, bf16 weights, compiled", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
 ]
 
 

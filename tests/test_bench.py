@@ -20,7 +20,8 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     steps = [r for r in rows if r["part"] != "encode"]
-    assert len(steps) == 12 and len(rows) == 17
+    assert len(steps) == 21 and len(rows) == 31
+    assert {r["precision"] for r in steps} == {"bf16", "bf16-weights"}
     assert all(r["pairs_per_second"] > 0 and 0 < r["real_tokens"] <= 1 for r in steps)
     assert all(r["passages_per_second"] > 0 for r in rows if r["part"] == "encode")
     # length-sorted forward passes spend less compute on padding than the peer's padded columns
@@ -28,12 +29,15 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     for r in steps:
         if r["part"] == "peer" and r["strategy"] == "gradcache" and r["memory_gib"] is None:
             assert r["real_tokens"] > peer[r["batch"]]["real_tokens"]
-    ratios = [line for line in result.stdout.splitlines() if line.startswith("polyir gradcache (chunk")]
-    assert len(ratios) == 3  # at the small batch: equal chunk; at the large: equal chunk and auto
+    for name in ("polyir gradcache (chunk", "polyir gradcache, bf16 weights (chunk"):
+        ratios = [line for line in result.stdout.splitlines() if line.startswith(name)]
+        assert len(ratios) == 4, ratios  # at either batch: the peer's chunk, and auto
     encodes = [r for r in rows if r["part"] == "encode"]
-    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "128", "64-128"]
-    assert rows[:5] == encodes and [r["name"] for r in encodes[3:]] == ["encode, bf16 weights"] * 2  # first
-    assert all(r["tokens_per_passage"] == 128 for r in encodes[:2]) and 64 <= encodes[2]["tokens_per_passage"] < 128
+    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "64-128", "64-128"] * 2
+    assert [r["batch"] for r in encodes] == [256, 1024, 1024, 256, 128] * 2
+    assert rows[:10] == encodes and [r["name"] for r in encodes[5:]] == ["encode, bf16 weights"] * 5  # first
+    assert all(r["tokens_per_passage"] == 128 for r in encodes[:2])
+    assert all(64 <= r["tokens_per_passage"] < 128 for r in encodes[2:5])
     # a run cut short is reported from its JSON lines alone
     report = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--report", str(out)],
                             capture_output=True, text=True, timeout=120)

@@ -20,6 +20,7 @@ class ComputeCopy:
     def __init__(self, master: nn.Module, dtype: torch.dtype = torch.bfloat16):
         self.module = copy.deepcopy(master).to(dtype)
         self.module.train(master.training)
+        self.module.zero_grad(set_to_none=True)  # deepcopy copies gradients too; the masters keep theirs
         self.pairs = list(zip(master.parameters(), self.module.parameters()))
         for master_parameter, parameter in self.pairs:
             parameter.requires_grad_(master_parameter.requires_grad)

@@ -242,7 +242,7 @@ def test_bf16_compute_weights_keep_updates_too_small_for_bf16(tiny_m2m100, paral
     after = list(model.encoder.parameters())
     changed = sum(int((a != b).sum()) for a, b in zip(after, before))
     visible_in_bf16 = sum(int((a.bfloat16() != b.bfloat16()).sum()) for a, b in zip(after, before))
-    assert changed > 10 * visible_in_bf16, (changed, visible_in_bf16)
+    assert changed > 10 * visible_in_bf16 > 0, (changed, visible_in_bf16)  # some moved: the refresh shows
     assert all(torch.equal(c, a.bfloat16()) for c, a in zip(compute.module.parameters(), after))
 
 

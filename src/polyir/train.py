@@ -170,7 +170,7 @@ class Trainer:
         _restore_random_states(state["random"])
         self.step, self.examples_seen = state["step"], state["examples"]
         self.seconds, self.train_seconds, self.best = state["seconds"], state["train_seconds"], state["best"]
-        if self.model.compute is not None:
+        if self.model.compute is not None:  # once the whole checkpoint is in: a tied embedding may load last
             self.model.compute.refresh()
         self._truncate_log(self.step)
         print(f"{self.out}: resuming from {checkpoint.name}", file=sys.stderr)

@@ -15,10 +15,12 @@ after --warmup; peak memory is the most PyTorch held during the configuration (w
 and activations). `syncs` counts the host synchronisations PyTorch reports inside one step's forward and backward
 (CUDA only), `real tokens` the share of encoded positions that are not padding. Encoding (measured first) embeds
 1,024 passages of exactly 128 tokens, as in issue 6's anchor, and of 64-128 tokens, with float32 weights under
-autocast and with bf16 weights (as `polyir evaluate --dtype bfloat16`). `model TFLOP/s` counts the encoder's matrix
-FLOPs on real tokens (2 per parameter per token forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its
-ratio to the card's bf16 peak (about 790 TFLOP/s on an H100) says how close a configuration runs to the hardware
-limit.
+autocast, with bf16 weights (as `polyir evaluate --dtype bfloat16`), and with bf16 weights whose linear layers
+multiply in FP8 (bench/float8.py: e4m3 with row-wise scales, inputs quantised eagerly or by one compiled kernel;
+quality in bench/fp8_quality.py). `model TFLOP/s`
+counts the encoder's matrix FLOPs on real tokens (2 per parameter per token forward, 6 forward and backward;
+issue 6's 109 GFLOP per pair): its ratio to the card's bf16 peak (about 790 TFLOP/s on an H100) says how close a
+configuration runs to the hardware limit.
 
 On the GPU machine (Python 3.12 with torch, transformers and sentence-transformers), polyir's other imports travel
 as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64
@@ -42,6 +44,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checkout runs without installing
+
+from float8 import to_float8  # noqa: E402  (bench/, beside this script)
 
 from polyir.config import EncoderSettings  # noqa: E402
 from polyir.loss import info_nce  # noqa: E402
@@ -378,10 +382,14 @@ def main() -> None:
     if "encode" in parts:  # first: it is quick, and a run cut short still has it
         for row in encodings(bi_encoder_of("m2m100"), args, device, generator):
             record(row)
-        half = bi_encoder("m2m100", shape, device).to(torch.bfloat16)  # as `polyir evaluate --dtype bfloat16`
-        for row in encodings(half, args, device, generator, "encode, bf16 weights"):
-            record(row)
-        del half
+        for name, fused in (("encode, bf16 weights", None), ("encode, float8 products", False),
+                            ("encode, float8 products, fused quantisation", True)):
+            half = bi_encoder("m2m100", shape, device).to(torch.bfloat16)  # as `polyir evaluate --dtype bfloat16`
+            if fused is not None:
+                to_float8(half.running_encoder, fused=fused)
+            for row in encodings(half, args, device, generator, name):
+                record(row)
+            del half
     with tempfile.TemporaryDirectory() as tmp:
         for spec in STEPS:
             part, name, kind, strategy, batch_size, chunk = spec[:6]

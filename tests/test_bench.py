@@ -1,4 +1,5 @@
-"""bench/gpu.py runs end to end (a tiny shape, on CPU): its timings are not asserted, what it reports is."""
+"""The benchmarks run end to end (a tiny shape, on CPU): their timings are not asserted, what they report is; and
+bench/float8.py's FP8 linear layer computes what it says."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+from torch import nn
+
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from float8 import Float8Linear, fused_quantise, to_float8  # noqa: E402
 
 
 def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
@@ -20,7 +26,7 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     steps = [r for r in rows if r["part"] != "encode"]
-    assert len(steps) == 21 and len(rows) == 31
+    assert len(steps) == 21 and len(rows) == 41
     assert {r["precision"] for r in steps} == {"bf16", "bf16-weights"}
     assert all(r["pairs_per_second"] > 0 and 0 < r["real_tokens"] <= 1 for r in steps)
     assert all(r["passages_per_second"] > 0 for r in rows if r["part"] == "encode")
@@ -33,9 +39,12 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
         ratios = [line for line in result.stdout.splitlines() if line.startswith(name)]
         assert len(ratios) == 4, ratios  # at either batch: the peer's chunk, and auto
     encodes = [r for r in rows if r["part"] == "encode"]
-    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "64-128", "64-128"] * 2
-    assert [r["batch"] for r in encodes] == [256, 1024, 1024, 256, 128] * 2
-    assert rows[:10] == encodes and [r["name"] for r in encodes[5:]] == ["encode, bf16 weights"] * 5  # first
+    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "64-128", "64-128"] * 4
+    assert [r["batch"] for r in encodes] == [256, 1024, 1024, 256, 128] * 4
+    assert rows[:20] == encodes  # first
+    variants = ["encode", "encode, bf16 weights", "encode, float8 products",
+                "encode, float8 products, fused quantisation"]
+    assert [r["name"] for r in encodes] == [name for name in variants for _ in range(5)]
     assert all(r["tokens_per_passage"] == 128 for r in encodes[:2])
     assert all(64 <= r["tokens_per_passage"] < 128 for r in encodes[2:5])
     # a run cut short is reported from its JSON lines alone
@@ -65,3 +74,56 @@ def test_gpu_profile_groups_a_steps_time_and_times_compiled_runs(tmp_path):
                           *(f"encode, {w} weights, compiled for one shape" for w in ("bf16", "float32"))}
     assert all(r["seconds"] > 0 and r["first_seconds"] > 0 for r in timed.values())
     assert "| family | ms | share |" in result.stdout
+
+
+def test_float8_linear_rounds_like_e4m3_and_scales_per_row():
+    """e4m3 has 3 mantissa bits: the product's error is a few percent, far above bf16's. Per-row scales keep the
+    small rows of an input whose one row is 100,000 times larger (e4m3 spans about 2e5); with one scale for the whole
+    tensor they fall into e4m3's subnormal range. Compiled into one kernel, the quantisation gives the same bits."""
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48).to(torch.bfloat16)
+    x = torch.randn(32, 64, dtype=torch.bfloat16)
+    x[0] *= 100_000
+    exact = nn.functional.linear(x.double(), linear.weight.detach().double(), linear.bias.detach().double())
+
+    def error(rowwise: bool, rows: slice) -> float:
+        out = Float8Linear(linear, rowwise)(x).double()
+        return float((out[rows] - exact[rows]).norm() / exact[rows].norm())
+
+    layer = Float8Linear(linear)
+    assert layer.weight.dtype == torch.float8_e4m3fn and layer(x[None]).shape == (1, 32, 48)
+    assert 0.005 < error(True, slice(None)) < 0.08  # bf16's own error here is about 0.002
+    assert error(True, slice(1, None)) < 0.08 < 0.25 < error(False, slice(1, None))  # 0.035 against 0.40
+    assert torch.equal(Float8Linear(linear, quantiser=fused_quantise())(x), layer(x))  # one kernel, same bits
+
+
+def test_float8_encoder_keeps_the_embeddings(minilm, data_dir):
+    from polyir.model import BiEncoder
+
+    texts = (data_dir / "flores-sib200" / "eng_Latn.txt").read_text().splitlines()[:48]
+    bf16 = BiEncoder.from_pretrained(minilm, dtype=torch.bfloat16)
+    reference = bf16.encode(texts, ["en"] * len(texts), "passage", show_progress=False)
+    linears = sum(isinstance(m, nn.Linear) for m in bf16.encoder.modules())
+    assert to_float8(bf16.running_encoder) == linears == 37  # 6 layers x 6 projections, and the pooler
+    assert not any(isinstance(m, nn.Linear) for m in bf16.encoder.modules())
+    cosine = nn.functional.cosine_similarity(bf16.encode(texts, ["en"] * len(texts), "passage",
+                                                         show_progress=False), reference)
+    assert 0.97 < float(cosine.min()) and float(cosine.mean()) < 0.9999
+
+
+def test_fp8_quality_bench_compares_every_variant(tmp_path):
+    out = tmp_path / "fp8.jsonl"
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "fp8_quality.py"), "--articles", "1",
+                             "--out", str(out)], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {r["variant"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert list(rows) == ["float32", "bfloat16", "float8, per row", "float8, per tensor"]
+    assert rows["float32"]["document cosine to float32"]["min"] > 0.99999
+    for name in ("float8, per row", "float8, per tensor"):
+        assert rows[name]["float8 linear layers"] == 37
+        cosine = rows[name]["document cosine to float32"]["min"]
+        assert 0.95 < cosine < rows["bfloat16"]["document cosine to float32"]["min"]
+        tests = [rows[name][f"per-query MAP against {baseline}"] for baseline in ("float32", "bfloat16")]
+        assert tests[0]["n"] == tests[1]["n"] > 0
+    assert all(0 < rows[v]["mono map"] <= 1 for v in rows)

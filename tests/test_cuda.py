@@ -1,8 +1,12 @@
 """The CUDA paths, on a GPU (skipped without one): GradCache with CUDA random-state replay, the 'auto' chunk
 within its memory budget, no host synchronisation inside a step, and bf16 encoding. Models are built from
-configurations, so these run where no data folder is (the GPU machine)."""
+configurations, so these run where no data folder is (the GPU machine). And bench/float8.py's FP8 linear layers,
+on cards that have FP8 tensor cores."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +15,9 @@ from polyir.config import EncoderSettings
 from polyir.loss import info_nce
 from polyir.model import BiEncoder
 from polyir.steps import CUDA_GROUP, Batch, FullBatch, GradCache, Groups
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from float8 import Float8Linear, fused_quantise, to_float8  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -132,3 +139,32 @@ def test_bf16_compute_weights_on_cuda():
     torch.manual_seed(1)
     FullBatch(m, loss, group_size=16).backward(b)
     assert float((grads - gradient(m)).norm() / gradient(m).norm()) < 0.01
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9),
+                    reason="needs FP8 tensor cores (compute capability 8.9 or newer)")
+def test_float8_products_on_cuda_match_the_cpu_and_keep_the_embeddings():
+    """cuBLAS's FP8 product of the same e4m3 operands as on the CPU (where bench/fp8_quality.py measures its
+    retrieval quality), up to the order of summation, also with the inputs quantised by one compiled kernel; and an
+    M2M-100 encoder in FP8 tracks its bf16 embeddings, without host synchronisation."""
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(256, 1024).to(torch.bfloat16)
+    x = torch.randn(3, 40, 256, dtype=torch.bfloat16)
+    on_cpu = Float8Linear(linear)(x).float()
+    on_gpu = Float8Linear(linear.to(CUDA))(x.to(CUDA)).float().cpu()
+    assert float((on_gpu - on_cpu).norm() / on_cpu.norm()) < 0.01
+    fused = Float8Linear(linear, quantiser=fused_quantise())(x.to(CUDA)).float().cpu()
+    assert float((fused - on_gpu).norm() / on_gpu.norm()) < 0.01
+    m = model().eval().to(torch.bfloat16)
+    ids = batch(40).passages
+    reference = m.encode_ids(ids, batch_size=16)
+    assert to_float8(m.running_encoder) == 4 * 6
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        with torch.no_grad():
+            inputs = m.collate(ids[:16])
+            m(**inputs)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.nn.functional.cosine_similarity(m.encode_ids(ids, batch_size=16), reference).min() > 0.97

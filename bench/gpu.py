@@ -16,11 +16,10 @@ and activations). `syncs` counts the host synchronisations PyTorch reports insid
 (CUDA only), `real tokens` the share of encoded positions that are not padding. Encoding (measured first) embeds
 1,024 passages of exactly 128 tokens, as in issue 6's anchor, and of 64-128 tokens, with float32 weights under
 autocast, with bf16 weights (as `polyir evaluate --dtype bfloat16`), and with bf16 weights whose linear layers
-multiply in FP8 (bench/float8.py: e4m3 with row-wise scales, inputs quantised eagerly or by one compiled kernel;
-quality in bench/fp8_quality.py). `model TFLOP/s`
-counts the encoder's matrix FLOPs on real tokens (2 per parameter per token forward, 6 forward and backward;
-issue 6's 109 GFLOP per pair): its ratio to the card's bf16 peak (about 790 TFLOP/s on an H100) says how close a
-configuration runs to the hardware limit.
+multiply in FP8 (bench/float8.py: e4m3 with row-wise scales, inputs quantised eagerly or compiled; quality in
+bench/fp8_quality.py). `model TFLOP/s` counts the encoder's matrix FLOPs on real tokens (2 per parameter per token
+forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its ratio to the card's bf16 peak (about
+790 TFLOP/s on an H100) says how close a configuration runs to the hardware limit.
 
 On the GPU machine (Python 3.12 with torch, transformers and sentence-transformers), polyir's other imports travel
 as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64

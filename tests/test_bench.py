@@ -79,7 +79,7 @@ def test_gpu_profile_groups_a_steps_time_and_times_compiled_runs(tmp_path):
 def test_float8_linear_rounds_like_e4m3_and_scales_per_row():
     """e4m3 has 3 mantissa bits: the product's error is a few percent, far above bf16's. Per-row scales keep the
     small rows of an input whose one row is 100,000 times larger (e4m3 spans about 2e5); with one scale for the whole
-    tensor they fall into e4m3's subnormal range. Compiled into one kernel, the quantisation gives the same bits."""
+    tensor they fall into e4m3's subnormal range. Compiled, the quantisation gives the same bits."""
     torch.manual_seed(0)
     linear = nn.Linear(64, 48).to(torch.bfloat16)
     x = torch.randn(32, 64, dtype=torch.bfloat16)
@@ -94,7 +94,7 @@ def test_float8_linear_rounds_like_e4m3_and_scales_per_row():
     assert layer.weight.dtype == torch.float8_e4m3fn and layer(x[None]).shape == (1, 32, 48)
     assert 0.005 < error(True, slice(None)) < 0.08  # bf16's own error here is about 0.002
     assert error(True, slice(1, None)) < 0.08 < 0.25 < error(False, slice(1, None))  # 0.035 against 0.40
-    assert torch.equal(Float8Linear(linear, quantiser=fused_quantise())(x), layer(x))  # one kernel, same bits
+    assert torch.equal(Float8Linear(linear, quantiser=fused_quantise())(x), layer(x))  # compiled: same bits
 
 
 def test_float8_encoder_keeps_the_embeddings(minilm, data_dir):

@@ -45,6 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checkout runs without installing
 
 from float8 import to_float8  # noqa: E402  (bench/, beside this script)
+from packed import PackedBiEncoder  # noqa: E402
 
 from polyir.config import EncoderSettings  # noqa: E402
 from polyir.loss import info_nce  # noqa: E402
@@ -66,12 +67,15 @@ STEPS = [
     ("train", "full, bf16 weights", "m2m100", "full", 512, 128, None, "bf16-weights"),
     ("train", "full, bf16 weights", "m2m100", "full", 512, 256, None, "bf16-weights"),
     ("train", "full, bf16 weights", "m2m100", "full", 512, 512, None, "bf16-weights"),
+    ("train", "full, bf16 weights, packed", "m2m100-packed", "full", 512, 256, None, "bf16-weights"),
+    ("train", "full, bf16 weights, packed", "m2m100-packed", "full", 512, 512, None, "bf16-weights"),
     ("train", "accumulation", "m2m100", "accumulation", 512, 64, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 512, 64, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 512, "auto", None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 4096, 128, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16"),
     ("train", "gradcache, bf16 weights", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
+    ("train", "gradcache, bf16 weights, packed", "m2m100-packed", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
     ("peer", "polyir gradcache", "xlmr", "gradcache", 512, 64, None, "bf16"),
     ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 512, 64, None, "bf16-weights"),
     ("peer", "peer CachedMNRL", "xlmr", "peer", 512, 64, None, "bf16"),
@@ -141,6 +145,8 @@ def real_token_share(model, batch: Batch, strategy: str, chunk: int | None, posi
     accumulation: within each micro-batch of `chunk` pairs); the peer pads each column of the batch to its longest
     text."""
     real = sum(map(len, batch.texts))
+    if isinstance(model, PackedBiEncoder):
+        return 1.0
     if strategy == "peer":
         return real / sum(len(rows) * max(map(len, rows)) for rows in (batch.queries, batch.passages))
     parts = batch.split(chunk) if strategy == "accumulation" else [batch]
@@ -149,8 +155,10 @@ def real_token_share(model, batch: Batch, strategy: str, chunk: int | None, posi
 
 
 def bi_encoder(kind: str, shape: dict, device: torch.device) -> BiEncoder:
+    """polyir's BiEncoder, or for "m2m100-packed" bench/packed.py's, which computes no padding."""
     settings = EncoderSettings(max_query_length=QUERY, max_passage_length=PASSAGE)
-    return BiEncoder(backbone(kind, shape), tokenizer(), settings).to(device)
+    model = PackedBiEncoder if kind.endswith("-packed") else BiEncoder
+    return model(backbone(kind.removesuffix("-packed"), shape), tokenizer(), settings).to(device)
 
 
 def peer_model(shape: dict, device: torch.device, folder: Path):
@@ -381,9 +389,11 @@ def main() -> None:
     if "encode" in parts:  # first: it is quick, and a run cut short still has it
         for row in encodings(bi_encoder_of("m2m100"), args, device, generator):
             record(row)
-        for name, fused in (("encode, bf16 weights", None), ("encode, float8 products", False),
-                            ("encode, float8 products, fused quantisation", True)):
-            half = bi_encoder("m2m100", shape, device).to(torch.bfloat16)  # as `polyir evaluate --dtype bfloat16`
+        for name, kind, fused in (("encode, bf16 weights", "m2m100", None),
+                                  ("encode, bf16 weights, packed", "m2m100-packed", None),
+                                  ("encode, float8 products", "m2m100", False),
+                                  ("encode, float8 products, fused quantisation", "m2m100", True)):
+            half = bi_encoder(kind, shape, device).to(torch.bfloat16)  # as `polyir evaluate --dtype bfloat16`
             if fused is not None:
                 to_float8(half.running_encoder, fused=fused)
             for row in encodings(half, args, device, generator, name):

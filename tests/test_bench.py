@@ -1,5 +1,5 @@
 """The benchmarks run end to end (a tiny shape, on CPU): their timings are not asserted, what they report is; and
-bench/float8.py's FP8 linear layer computes what it says."""
+their prototypes compute what they say: bench/float8.py's FP8 linear layer, bench/packed.py's packed encoder."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from float8 import Float8Linear, fused_quantise, to_float8  # noqa: E402
+from packed import PackedBiEncoder  # noqa: E402
 
 
 def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
@@ -26,9 +27,10 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     steps = [r for r in rows if r["part"] != "encode"]
-    assert len(steps) == 21 and len(rows) == 41
+    assert len(steps) == 24 and len(rows) == 49
     assert {r["precision"] for r in steps} == {"bf16", "bf16-weights"}
     assert all(r["pairs_per_second"] > 0 and 0 < r["real_tokens"] <= 1 for r in steps)
+    assert all(r["real_tokens"] == 1 for r in steps if r["model"] == "m2m100-packed")
     assert all(r["passages_per_second"] > 0 for r in rows if r["part"] == "encode")
     # length-sorted forward passes spend less compute on padding than the peer's padded columns
     peer = {r["batch"]: r for r in steps if r["strategy"] == "peer"}
@@ -39,10 +41,10 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
         ratios = [line for line in result.stdout.splitlines() if line.startswith(name)]
         assert len(ratios) == 4, ratios  # at either batch: the peer's chunk, and auto
     encodes = [r for r in rows if r["part"] == "encode"]
-    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "64-128", "64-128"] * 4
-    assert [r["batch"] for r in encodes] == [256, 1024, 1024, 256, 128] * 4
-    assert rows[:20] == encodes  # first
-    variants = ["encode", "encode, bf16 weights", "encode, float8 products",
+    assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "64-128", "64-128"] * 5
+    assert [r["batch"] for r in encodes] == [256, 1024, 1024, 256, 128] * 5
+    assert rows[:25] == encodes  # first
+    variants = ["encode", "encode, bf16 weights", "encode, bf16 weights, packed", "encode, float8 products",
                 "encode, float8 products, fused quantisation"]
     assert [r["name"] for r in encodes] == [name for name in variants for _ in range(5)]
     assert all(r["tokens_per_passage"] == 128 for r in encodes[:2])
@@ -127,3 +129,25 @@ def test_fp8_quality_bench_compares_every_variant(tmp_path):
         tests = [rows[name][f"per-query MAP against {baseline}"] for baseline in ("float32", "bfloat16")]
         assert tests[0]["n"] == tests[1]["n"] > 0
     assert all(0 < rows[v]["mono map"] <= 1 for v in rows)
+
+
+def test_packed_encoder_is_the_padded_one_without_padding(tiny_m2m100, data_dir):
+    """Same embeddings and gradients as polyir's padded BiEncoder, for texts of different lengths and languages."""
+    from polyir.model import BiEncoder
+
+    lines = {lang: (data_dir / "flores-sib200" / f"{code}.txt").read_text().splitlines()[:6]
+             for lang, code in (("de", "deu_Latn"), ("sw", "swh_Latn"))}
+    texts, langs = lines["de"] + [line[:20] for line in lines["sw"]], ["de"] * 6 + ["sw"] * 6
+    padded, packed = BiEncoder.from_pretrained(tiny_m2m100).eval(), PackedBiEncoder.from_pretrained(tiny_m2m100).eval()
+    ids = padded.tokenize(texts, langs, "passage")
+    assert len({len(row) for row in ids}) > 3
+    inputs = packed.collate(ids)
+    assert len(inputs["packing"].tokens) == sum(map(len, ids)) < inputs["input_ids"].numel()
+    embeddings = [model(**model.collate(ids)) for model in (padded, packed)]
+    assert float((embeddings[0] - embeddings[1]).abs().max()) < 1e-5
+    for e in embeddings:
+        (e @ e.T.detach()).sum().backward()
+    gradients = [torch.cat([p.grad.flatten() for p in m.encoder.parameters() if p.grad is not None])
+                 for m in (padded, packed)]
+    assert len(gradients[0]) == len(gradients[1])
+    assert float((gradients[0] - gradients[1]).norm() / gradients[0].norm()) < 1e-5

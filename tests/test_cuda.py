@@ -1,7 +1,7 @@
 """The CUDA paths, on a GPU (skipped without one): GradCache with CUDA random-state replay, the 'auto' chunk
 within its memory budget, no host synchronisation inside a step, and bf16 encoding. Models are built from
-configurations, so these run where no data folder is (the GPU machine). And bench/float8.py's FP8 linear layers,
-on cards that have FP8 tensor cores."""
+configurations, so these run where no data folder is (the GPU machine). And the bench prototypes: bench/packed.py's
+packed encoder, and bench/float8.py's FP8 linear layers on cards that have FP8 tensor cores."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from polyir.steps import CUDA_GROUP, Batch, FullBatch, GradCache, Groups
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from float8 import Float8Linear, fused_quantise, to_float8  # noqa: E402
+from packed import PackedBiEncoder  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -168,3 +169,26 @@ def test_float8_products_on_cuda_match_the_cpu_and_keep_the_embeddings():
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert torch.nn.functional.cosine_similarity(m.encode_ids(ids, batch_size=16), reference).min() > 0.97
+
+
+def test_packed_encoder_on_cuda_matches_the_padded_one_and_never_waits():
+    """Variable-length attention on a jagged nested tensor gives the padded encoder's embeddings, and a bf16
+    training step through it (full batch, GradCache) runs without host synchronisation."""
+    padded = model().eval()
+    packed = PackedBiEncoder(padded.backbone, padded.tokenizer, padded.settings)  # the same weights
+    ids = batch(40).passages
+    assert float((packed.encode_ids(ids, 16) - padded.encode_ids(ids, 16)).abs().max()) < 1e-3
+    packed.compute_in(torch.bfloat16)
+    packed.train()
+    b = batch(64)
+    for strategy in (FullBatch(packed, loss, group_size=16), GradCache(packed, loss, chunk_size=16)):
+        strategy.backward(b)  # warm-up
+        packed.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            value = strategy.backward(b)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        assert torch.isfinite(value) and all(torch.isfinite(p.grad).all() for p in packed.encoder.parameters()
+                                             if p.grad is not None)

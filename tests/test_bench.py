@@ -151,3 +151,12 @@ def test_packed_encoder_is_the_padded_one_without_padding(tiny_m2m100, data_dir)
                  for m in (padded, packed)]
     assert len(gradients[0]) == len(gradients[1])
     assert float((gradients[0] - gradients[1]).norm() / gradients[0].norm()) < 1e-5
+
+
+def test_gradcache_replays_the_packed_encoders_dropout(tiny_m2m100, parallel_examples):
+    """GradCache through the packed encoder equals its full batch drawn pass by pass, and is wrong without replay."""
+    from tests.test_steps import assert_gradcache_replays_dropout, pairs_with_negatives
+
+    model = PackedBiEncoder.from_pretrained(tiny_m2m100).train()
+    assert model.draws_random_numbers
+    assert_gradcache_replays_dropout(model, pairs_with_negatives(parallel_examples))

@@ -14,7 +14,6 @@ checks it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +25,8 @@ from polyir.model import BiEncoder
 @dataclass
 class Packing:
     """Where a pass's real tokens are: `tokens` indexes them in the flattened padded ids, `offsets` starts each
-    text among them (and ends the last), `positions` are M2M-100's position ids, `longest` is the longest text."""
+    text among them (and ends the last), `positions` are M2M-100's position ids; `longest` and `shortest` bound
+    the texts' lengths (given to the jagged tensor, which would otherwise read them from the device)."""
 
     tokens: torch.Tensor
     offsets: torch.Tensor
@@ -40,17 +40,19 @@ class PackedBiEncoder(BiEncoder):
     ids (the step strategies count texts with them) with a `packing` beside them."""
 
     def collate(self, ids: list[list[int]]) -> dict:
+        if self.tokenizer.padding_side != "right":
+            raise ValueError("packing expects texts padded on the right")
         inputs = super().collate(ids)
         cuda = self.device.type == "cuda"
-        width = inputs["input_ids"].shape[1]
-        starts = list(accumulate((len(row) for row in ids), initial=0))
-        first = self.encoder.embed_positions.padding_idx + 1
-        host = {"tokens": [i * width + j for i, row in enumerate(ids) for j in range(len(row))],
-                "offsets": starts, "positions": [first + j for row in ids for j in range(len(row))]}
-        on_device = {name: torch.tensor(values, pin_memory=cuda).to(self.device, non_blocking=cuda)
+        lengths = torch.tensor([len(row) for row in ids])
+        columns = torch.arange(inputs["input_ids"].shape[1])
+        real = columns < lengths[:, None]
+        host = {"tokens": real.flatten().nonzero().squeeze(1),
+                "offsets": torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)]),
+                "positions": (columns + self.encoder.embed_positions.padding_idx + 1).expand_as(real)[real]}
+        on_device = {name: (values.pin_memory() if cuda else values).to(self.device, non_blocking=cuda)
                      for name, values in host.items()}
-        lengths = [len(row) for row in ids]
-        inputs["packing"] = Packing(**on_device, longest=max(lengths), shortest=min(lengths))
+        inputs["packing"] = Packing(**on_device, longest=int(lengths.max()), shortest=int(lengths.min()))
         return inputs
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -151,6 +151,11 @@ def test_packed_encoder_is_the_padded_one_without_padding(tiny_m2m100, data_dir)
                  for m in (padded, packed)]
     assert len(gradients[0]) == len(gradients[1])
     assert float((gradients[0] - gradients[1]).norm() / gradients[0].norm()) < 1e-5
+    # texts longer than the sinusoidal position table (512 + 2 rows here): both grow it alike
+    long = [(ids[0] * 60)[:600], ids[1]]
+    assert len(ids[0]) * 60 > 600
+    with torch.no_grad():
+        assert float((padded(**padded.collate(long)) - packed(**packed.collate(long))).abs().max()) < 1e-5
 
 
 def test_gradcache_replays_the_packed_encoders_dropout(tiny_m2m100, parallel_examples):

@@ -35,7 +35,7 @@ from polyir.data.lareqa import article_count, evaluation_task, read_lareqa  # no
 from polyir.evaluate.harness import encode_task, evaluate_embeddings  # noqa: E402
 from polyir.model import BiEncoder  # noqa: E402
 
-VARIANTS = {  # name -> (weights dtype, float8 scaling of the linear layers: row-wise, or None)
+VARIANTS = {  # name -> (weights dtype, FP8 linear layers: True per row, False per tensor, None without)
     "float32": (torch.float32, None),
     "bfloat16": (torch.bfloat16, None),
     "float8, per row": (torch.bfloat16, True),

@@ -6,6 +6,7 @@ packed encoder, and bench/float8.py's FP8 linear layers on cards that have FP8 t
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,17 @@ def gradient(m: BiEncoder) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in m.encoder.parameters() if p.grad is not None])
 
 
+@contextmanager
+def host_never_waits():
+    """Inside, whatever makes the host wait for the GPU raises (CUDA's sync debug mode "error")."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
 def test_gradcache_replays_cuda_dropout():
     m, b = model(), batch(24)
     assert m.draws_random_numbers
@@ -95,12 +107,8 @@ def test_no_host_synchronisation_inside_a_step():
     for strategy in (FullBatch(m, loss), GradCache(m, loss, chunk_size=16)):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             strategy.backward(b)  # warm-up: allocator, kernels
-            torch.cuda.synchronize()
-            torch.cuda.set_sync_debug_mode("error")
-            try:
+            with host_never_waits():
                 value = strategy.backward(b)
-            finally:
-                torch.cuda.set_sync_debug_mode(0)
         assert torch.isfinite(value)
 
 
@@ -129,12 +137,8 @@ def test_bf16_compute_weights_on_cuda():
         strategy.backward(b)  # warm-up: allocator, kernels
         m.zero_grad(set_to_none=True)
         torch.manual_seed(1)
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
+        with host_never_waits():
             strategy.backward(b)
-        finally:
-            torch.cuda.set_sync_debug_mode(0)
         grads = gradient(m)
     m.zero_grad(set_to_none=True)
     torch.manual_seed(1)
@@ -160,14 +164,8 @@ def test_float8_products_on_cuda_match_the_cpu_and_keep_the_embeddings():
     ids = batch(40).passages
     reference = m.encode_ids(ids, batch_size=16)
     assert to_float8(m.running_encoder) == 4 * 6
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        with torch.no_grad():
-            inputs = m.collate(ids[:16])
-            m(**inputs)
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
+    with host_never_waits(), torch.no_grad():
+        m(**m.collate(ids[:16]))
     assert torch.nn.functional.cosine_similarity(m.encode_ids(ids, batch_size=16), reference).min() > 0.97
 
 
@@ -184,11 +182,6 @@ def test_packed_encoder_on_cuda_matches_the_padded_one_and_never_waits():
     for strategy in (FullBatch(packed, loss, group_size=16), GradCache(packed, loss, chunk_size=16)):
         strategy.backward(b)  # warm-up
         packed.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
+        with host_never_waits():
             value = strategy.backward(b)
-        finally:
-            torch.cuda.set_sync_debug_mode(0)
-        assert torch.isfinite(value) and all(torch.isfinite(p.grad).all() for p in packed.encoder.parameters()
-                                             if p.grad is not None)
+        assert torch.isfinite(value) and torch.isfinite(gradient(packed)).all()

@@ -17,9 +17,10 @@ and activations). `syncs` counts the host synchronisations PyTorch reports insid
 1,024 passages of exactly 128 tokens, as in issue 6's anchor, and of 64-128 tokens, with float32 weights under
 autocast, with bf16 weights (as `polyir evaluate --dtype bfloat16`), and with bf16 weights whose linear layers
 multiply in FP8 (bench/float8.py: e4m3 with row-wise scales, inputs quantised eagerly or compiled; quality in
-bench/fp8_quality.py). `model TFLOP/s` counts the encoder's matrix FLOPs on real tokens (2 per parameter per token
-forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its ratio to the card's bf16 peak (about
-790 TFLOP/s on an H100) says how close a configuration runs to the hardware limit.
+bench/fp8_quality.py); the part "compile" ends with the bf16 and the FP8 encoders compiled whole, where the
+quantisation fuses with the layer norms and residual adds. `model TFLOP/s` counts the encoder's matrix FLOPs on
+real tokens (2 per parameter per token forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its ratio to
+the card's bf16 peak (about 790 TFLOP/s on an H100) says how close a configuration runs to the hardware limit.
 
 On the GPU machine (Python 3.12 with torch, transformers and sentence-transformers), polyir's other imports travel
 as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64
@@ -333,7 +334,7 @@ def encodings(model: BiEncoder, args, device, generator, name: str = "encode") -
     """Passages of 128 tokens in one batch or in four; passages of 64-128 tokens in one batch, and in batches of
     256 and 128 in order of length, which spares most of the padding (as `polyir evaluate` encodes)."""
     batches = [(256, True), (1024, True), (1024, False), (256, False), (128, False)]
-    if name == "encode, compiled":
+    if name.endswith("compiled"):  # each shape compiles: two
         batches = [(1024, True), (1024, False)]
     return [measure_encoding(model, args, device, generator, size, fixed, name) for size, fixed in batches]
 
@@ -386,6 +387,13 @@ def main() -> None:
                 models[kind, precision].compute_in(torch.bfloat16)
         return models[kind, precision]
 
+    def half_encoder(kind: str, fused: bool | None) -> BiEncoder:
+        """bf16 weights, as `polyir evaluate --dtype bfloat16`; FP8 linear layers unless `fused` is None."""
+        half = bi_encoder(kind, shape, device).to(torch.bfloat16)
+        if fused is not None:
+            to_float8(half.running_encoder, fused=fused)
+        return half
+
     if "encode" in parts:  # first: it is quick, and a run cut short still has it
         for row in encodings(bi_encoder_of("m2m100"), args, device, generator):
             record(row)
@@ -393,12 +401,8 @@ def main() -> None:
                                   ("encode, bf16 weights, packed", "m2m100-packed", None),
                                   ("encode, float8 products", "m2m100", False),
                                   ("encode, float8 products, fused quantisation", "m2m100", True)):
-            half = bi_encoder(kind, shape, device).to(torch.bfloat16)  # as `polyir evaluate --dtype bfloat16`
-            if fused is not None:
-                to_float8(half.running_encoder, fused=fused)
-            for row in encodings(half, args, device, generator, name):
+            for row in encodings(half_encoder(kind, fused), args, device, generator, name):
                 record(row)
-            del half
     with tempfile.TemporaryDirectory() as tmp:
         for spec in STEPS:
             part, name, kind, strategy, batch_size, chunk = spec[:6]
@@ -415,12 +419,11 @@ def main() -> None:
                     model.compiled = True
             record(measure_steps(spec, model, args, device, generator))
             del model
-    if "compile" in parts and "encode" in parts:
-        model = bi_encoder_of("m2m100")
-        if not getattr(model, "compiled", False):
-            model.compile_encoder()
-        for row in encodings(model, args, device, generator, "encode, compiled"):
-            record(row)
+    if "compile" in parts and "encode" in parts:  # last: compiling takes a minute or more per model
+        # the whole encoder compiled, so that FP8's quantisation fuses with the layer norms and residual adds
+        for name, fused in (("encode, bf16 weights, compiled", None), ("encode, float8 products, compiled", False)):
+            for row in encodings(half_encoder("m2m100", fused).compile_encoder(), args, device, generator, name):
+                record(row)
     print("\n" + table(rows, shape))
 
 

@@ -22,12 +22,12 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     out = tmp_path / "results.jsonl"
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--shape", "tiny", "--device", "cpu",
                              "--batch-scale", "0.03", "--steps", "1", "--warmup", "0",
-                             "--parts", "train,peer,encode", "--out", str(out)],
+                             "--parts", "train,peer,encode,compile", "--only", "^(train|peer) ", "--out", str(out)],
                             capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     steps = [r for r in rows if r["part"] != "encode"]
-    assert len(steps) == 24 and len(rows) == 49
+    assert len(steps) == 24 and len(rows) == 53  # compiled training left out by --only
     assert {r["precision"] for r in steps} == {"bf16", "bf16-weights"}
     assert all(r["pairs_per_second"] > 0 and 0 < r["real_tokens"] <= 1 for r in steps)
     assert all(r["real_tokens"] == 1 for r in steps if r["model"] == "m2m100-packed")
@@ -41,6 +41,10 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
         ratios = [line for line in result.stdout.splitlines() if line.startswith(name)]
         assert len(ratios) == 4, ratios  # at either batch: the peer's chunk, and auto
     encodes = [r for r in rows if r["part"] == "encode"]
+    assert [r["name"] for r in rows[-4:]] == ["encode, bf16 weights, compiled"] * 2 + [
+        "encode, float8 products, compiled"] * 2  # last, after the training rows
+    assert [(r["passage_tokens"], r["batch"]) for r in rows[-4:]] == [("128", 1024), ("64-128", 1024)] * 2
+    encodes = encodes[:-4]
     assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "64-128", "64-128"] * 5
     assert [r["batch"] for r in encodes] == [256, 1024, 1024, 256, 128] * 5
     assert rows[:25] == encodes  # first
@@ -111,6 +115,20 @@ def test_float8_encoder_keeps_the_embeddings(minilm, data_dir):
     cosine = nn.functional.cosine_similarity(bf16.encode(texts, ["en"] * len(texts), "passage",
                                                          show_progress=False), reference)
     assert 0.97 < float(cosine.min()) and float(cosine.mean()) < 0.9999
+
+
+def test_compiled_float8_encoder_is_the_eager_one(tiny_m2m100, data_dir):
+    """torch.compile traces M2M-100's encoder through torch._scaled_mm whole (no graph break), and fusing the
+    quantisation with the layer norms changes the embeddings by rounding only."""
+    from polyir.model import BiEncoder
+
+    texts = (data_dir / "flores-sib200" / "swh_Latn.txt").read_text().splitlines()[:16]
+    model = BiEncoder.from_pretrained(tiny_m2m100, dtype=torch.bfloat16)
+    ids = model.tokenize(texts, ["sw"] * len(texts), "passage")
+    to_float8(model.running_encoder)
+    eager = model.encode_ids(ids, 8)
+    compiled = model.compile_encoder(fullgraph=True).encode_ids(ids, 8)  # fullgraph: a graph break raises
+    assert float(nn.functional.cosine_similarity(compiled, eager).min()) > 0.999
 
 
 def test_fp8_quality_bench_compares_every_variant(tmp_path):

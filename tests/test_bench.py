@@ -40,11 +40,11 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     for name in ("polyir gradcache (chunk", "polyir gradcache, bf16 weights (chunk"):
         ratios = [line for line in result.stdout.splitlines() if line.startswith(name)]
         assert len(ratios) == 4, ratios  # at either batch: the peer's chunk, and auto
-    encodes = [r for r in rows if r["part"] == "encode"]
-    assert [r["name"] for r in rows[-4:]] == ["encode, bf16 weights, compiled"] * 2 + [
-        "encode, float8 products, compiled"] * 2  # last, after the training rows
-    assert [(r["passage_tokens"], r["batch"]) for r in rows[-4:]] == [("128", 1024), ("64-128", 1024)] * 2
-    encodes = encodes[:-4]
+    compiled = rows[-4:]  # last, after the training rows
+    assert [r["name"] for r in compiled] == ["encode, bf16 weights, compiled"] * 2 + [
+        "encode, float8 products, compiled"] * 2
+    assert [(r["passage_tokens"], r["batch"]) for r in compiled] == [("128", 1024), ("64-128", 1024)] * 2
+    encodes = [r for r in rows[:-4] if r["part"] == "encode"]
     assert [r["passage_tokens"] for r in encodes] == ["128", "128", "64-128", "64-128", "64-128"] * 5
     assert [r["batch"] for r in encodes] == [256, 1024, 1024, 256, 128] * 5
     assert rows[:25] == encodes  # first

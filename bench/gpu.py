@@ -330,12 +330,13 @@ def table(rows: list[dict], shape: dict) -> str:
     return "\n".join(lines)
 
 
-def encodings(model: BiEncoder, args, device, generator, name: str = "encode") -> list[dict]:
-    """Passages of 128 tokens in one batch or in four; passages of 64-128 tokens in one batch, and in batches of
-    256 and 128 in order of length, which spares most of the padding (as `polyir evaluate` encodes)."""
-    batches = [(256, True), (1024, True), (1024, False), (256, False), (128, False)]
-    if name.endswith("compiled"):  # each shape compiles: two
-        batches = [(1024, True), (1024, False)]
+# (batch size, passages of exactly 128 tokens): 128 tokens in one batch or in four; 64-128 tokens in one batch, and
+# in batches of 256 and 128 in order of length, which spares most of the padding (as `polyir evaluate` encodes)
+ENCODINGS = [(256, True), (1024, True), (1024, False), (256, False), (128, False)]
+COMPILED_ENCODINGS = [(1024, True), (1024, False)]  # each shape compiles: two only
+
+
+def encodings(model: BiEncoder, args, device, generator, name: str = "encode", batches=ENCODINGS) -> list[dict]:
     return [measure_encoding(model, args, device, generator, size, fixed, name) for size, fixed in batches]
 
 
@@ -422,7 +423,8 @@ def main() -> None:
     if "compile" in parts and "encode" in parts:  # last: compiling takes a minute or more per model
         # the whole encoder compiled, so that FP8's quantisation fuses with the layer norms and residual adds
         for name, fused in (("encode, bf16 weights, compiled", None), ("encode, float8 products, compiled", False)):
-            for row in encodings(half_encoder("m2m100", fused).compile_encoder(), args, device, generator, name):
+            compiled = half_encoder("m2m100", fused).compile_encoder()
+            for row in encodings(compiled, args, device, generator, name, COMPILED_ENCODINGS):
                 record(row)
     print("\n" + table(rows, shape))
 

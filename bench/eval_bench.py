@@ -7,29 +7,21 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import random
 import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
-
-DATA = Path(os.environ.get("POLYIR_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+from common import full_data, in_fresh_process, machine
 
 
 def skewed_corpus(n: int, long_share: float, seed: int = 0) -> list[str]:
     """Mostly short FLORES sentences, some long XQuAD paragraphs (well past 128 tokens), shuffled."""
     rng = random.Random(seed)
-    short = (DATA / "flores-sib200" / "eng_Latn.txt").read_text().splitlines()
-    paragraphs = [p["context"] for a in json.loads((DATA / "xquad-r" / "en.json").read_text())["data"]
+    data = full_data()
+    short = (data / "flores-sib200" / "eng_Latn.txt").read_text().splitlines()
+    paragraphs = [p["context"] for a in json.loads((data / "xquad-r" / "en.json").read_text())["data"]
                   for p in a["paragraphs"]]
     texts = [rng.choice(paragraphs) if rng.random() < long_share else rng.choice(short) for _ in range(n)]
     rng.shuffle(texts)
@@ -73,7 +65,7 @@ def synthetic_task(n_queries: int, n_docs: int, langs: list[str], dim: int, seed
 
 def search_once(chunks: tuple[int, int], n_queries: int, n_docs: int, dim: int, backend: str = "exact") -> dict:
     """One evaluation in this process: seconds and peak resident memory above the embeddings."""
-    from polyir.evaluate.harness import evaluate_embeddings
+    from polyir.evaluate import evaluate_embeddings
 
     task, query_emb, doc_emb = synthetic_task(n_queries, n_docs, ["ar", "de", "en", "sw", "yo"], dim)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -89,10 +81,7 @@ def bench_search(n_queries: int = 10_000, n_docs: int = 100_000, dim: int = 1024
     """Each variant in a fresh process, so that peak memory is its own."""
     rows = []
     for chunks, backend in [((1024, 16384), "exact"), ((n_queries, n_docs), "exact"), ((1024, 16384), "faiss")]:
-        code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import eval_bench; "
-                f"print(json.dumps(eval_bench.search_once({chunks}, {n_queries}, {n_docs}, {dim}, {backend!r})))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(in_fresh_process("eval_bench", "search_once", chunks, n_queries, n_docs, dim, backend))
     return rows
 
 

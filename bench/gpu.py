@@ -8,29 +8,27 @@ peer) beside polyir's GradCache on an encoder both can load (XLM-R architecture,
 
 Models are built from their configurations with random weights (nothing is downloaded; time and memory do not depend
 on the weights). Inputs are token ids: queries of at most 32 and passages of at most 128 tokens, lengths uniform in
-50-100% of the maximum, as in issue 6. A step is forward, backward and the fused AdamW update, under bf16 autocast
+50-100% of the maximum. A step is forward, backward and the fused AdamW update, under bf16 autocast
 over float32 weights on CUDA, or, in the rows marked "bf16 weights", on a bf16 copy of the weights whose gradients
 are summed into float32 master weights (polyir's `precision: bf16-weights`); its time is the median over --steps
 after --warmup; peak memory is the most PyTorch held during the configuration (weights, gradients, optimiser state
 and activations). `syncs` counts the host synchronisations PyTorch reports inside one step's forward and backward
 (CUDA only), `real tokens` the share of encoded positions that are not padding. Encoding (measured first) embeds
-1,024 passages of exactly 128 tokens, as in issue 6's anchor, and of 64-128 tokens, with float32 weights under
-autocast, with bf16 weights (as `polyir evaluate --dtype bfloat16`), and with bf16 weights whose linear layers
-multiply in FP8 (bench/float8.py: e4m3 with row-wise scales, inputs quantised eagerly or compiled; quality in
-bench/fp8_quality.py); the part "compile" ends with the bf16 and the FP8 encoders compiled whole, where the
-quantisation fuses with the layer norms and residual adds. `model TFLOP/s` counts the encoder's matrix FLOPs on
-real tokens (2 per parameter per token forward, 6 forward and backward; issue 6's 109 GFLOP per pair): its ratio to
-the card's bf16 peak (about 790 TFLOP/s on an H100) says how close a configuration runs to the hardware limit.
+1,024 passages of exactly 128 tokens and of 64-128 tokens, with float32 weights under autocast and with bf16
+weights (as `polyir evaluate --dtype bfloat16`); the part "compile" ends with the bf16 encoder compiled whole.
+`model TFLOP/s` counts the encoder's matrix FLOPs on real tokens (2 per parameter per token forward, 6 forward and
+backward; 109 GFLOP per pair at M2M-100 418M's shape): its ratio to the card's bf16 peak (about 790 TFLOP/s on an
+H100) says how close a configuration runs to the hardware limit.
 
 On the GPU machine (Python 3.12 with torch, transformers and sentence-transformers), polyir's other imports travel
 as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64
 -d .whl pydantic pydantic_core annotated-types typing-inspection langcodes`, then there
-`pip install --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site python bench/gpu.py`."""
+`pip install --no-index --no-deps --target /tmp/site .whl/*.whl && PYTHONPATH=/tmp/site:src python bench/gpu.py`
+(bench/gpu.sh does this)."""
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import platform
 import re
@@ -42,24 +40,28 @@ import warnings
 from pathlib import Path
 
 import torch
+from common import (
+    LOSS,
+    PAD,
+    PASSAGE,
+    SHAPES,
+    TEMPERATURE,
+    backbone,
+    bi_encoder,
+    fixed_ids,
+    free_memory,
+    random_batch,
+    random_ids,
+    synchronize,
+    tokenizer,
+)
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # a checkout runs without installing
+from polyir.batch import Batch
+from polyir.config import StepConfig
+from polyir.model import BiEncoder
+from polyir.passes import ForwardPasses
+from polyir.steps import make_step
 
-from float8 import to_float8  # noqa: E402  (bench/, beside this script)
-from packed import PackedBiEncoder  # noqa: E402
-
-from polyir.config import EncoderSettings  # noqa: E402
-from polyir.loss import info_nce  # noqa: E402
-from polyir.model import BiEncoder  # noqa: E402
-from polyir.steps import Batch, Groups, make_step  # noqa: E402
-
-SHAPES = {
-    "m2m100-418m": {"d": 1024, "layers": 12, "heads": 16, "ffn": 4096, "vocab": 128112},
-    "small": {"d": 256, "layers": 4, "heads": 4, "ffn": 1024, "vocab": 8000},
-    "tiny": {"d": 64, "layers": 2, "heads": 4, "ffn": 128, "vocab": 1000},
-}
-QUERY, PASSAGE, TEMPERATURE = 32, 128, 0.05
-PAD, EOS = 1, 2
 # (part, name, model, strategy, batch, chunk or micro-batch, memory_gib, precision): "bf16" is autocast over
 # float32 weights, "bf16-weights" a bf16 copy over float32 master weights (polyir's `precision: bf16-weights`)
 STEPS = [
@@ -68,15 +70,12 @@ STEPS = [
     ("train", "full, bf16 weights", "m2m100", "full", 512, 128, None, "bf16-weights"),
     ("train", "full, bf16 weights", "m2m100", "full", 512, 256, None, "bf16-weights"),
     ("train", "full, bf16 weights", "m2m100", "full", 512, 512, None, "bf16-weights"),
-    ("train", "full, bf16 weights, packed", "m2m100-packed", "full", 512, 256, None, "bf16-weights"),
-    ("train", "full, bf16 weights, packed", "m2m100-packed", "full", 512, 512, None, "bf16-weights"),
     ("train", "accumulation", "m2m100", "accumulation", 512, 64, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 512, 64, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 512, "auto", None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 4096, 128, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16"),
     ("train", "gradcache, bf16 weights", "m2m100", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
-    ("train", "gradcache, bf16 weights, packed", "m2m100-packed", "gradcache", 4096, "auto", 16.0, "bf16-weights"),
     ("peer", "polyir gradcache", "xlmr", "gradcache", 512, 64, None, "bf16"),
     ("peer", "polyir gradcache, bf16 weights", "xlmr", "gradcache", 512, 64, None, "bf16-weights"),
     ("peer", "peer CachedMNRL", "xlmr", "peer", 512, 64, None, "bf16"),
@@ -94,72 +93,17 @@ STEPS = [
 ]
 
 
-def tokenizer():
-    """A word-level tokenizer that knows only the special tokens: inputs here are token ids already, and
-    polyir and sentence-transformers need a tokenizer only to pad them."""
-    from tokenizers import Tokenizer
-    from tokenizers.models import WordLevel
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<s>": 0, "<pad>": PAD, "</s>": EOS, "<unk>": 3}
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer(WordLevel(vocab, unk_token="<unk>")),
-                                   bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-
-
-def backbone(kind: str, shape: dict):
-    """M2M-100 418M's configuration at `shape` (its decoder cut to one layer: a bi-encoder never runs it), or an
-    XLM-R encoder of the same width, depth and vocabulary."""
-    from transformers import M2M100Config, M2M100Model, XLMRobertaConfig, XLMRobertaModel
-
-    if kind == "m2m100":
-        return M2M100Model(M2M100Config(
-            vocab_size=shape["vocab"], d_model=shape["d"], encoder_layers=shape["layers"], decoder_layers=1,
-            encoder_attention_heads=shape["heads"], decoder_attention_heads=shape["heads"],
-            encoder_ffn_dim=shape["ffn"], decoder_ffn_dim=shape["ffn"], max_position_embeddings=1024,
-            dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, encoder_layerdrop=0.05,
-            decoder_layerdrop=0.05, activation_function="relu", scale_embedding=True, pad_token_id=PAD,
-            bos_token_id=0, eos_token_id=EOS, decoder_start_token_id=EOS))
-    return XLMRobertaModel(XLMRobertaConfig(
-        vocab_size=shape["vocab"], hidden_size=shape["d"], num_hidden_layers=shape["layers"],
-        num_attention_heads=shape["heads"], intermediate_size=shape["ffn"], max_position_embeddings=PASSAGE + 4,
-        pad_token_id=PAD, bos_token_id=0, eos_token_id=EOS), add_pooling_layer=False)
-
-
-def random_ids(count: int, longest: int, vocab: int, generator: torch.Generator) -> list[list[int]]:
-    lengths = torch.randint(longest // 2, longest + 1, (count,), generator=generator).tolist()
-    return [torch.randint(4, vocab, (n - 1,), generator=generator).tolist() + [EOS] for n in lengths]
-
-
-def fixed_ids(count: int, vocab: int, generator: torch.Generator) -> list[list[int]]:
-    """`count` passages of exactly PASSAGE tokens."""
-    return [torch.randint(4, vocab, (PASSAGE - 1,), generator=generator).tolist() + [EOS] for _ in range(count)]
-
-
-def random_batch(size: int, vocab: int, generator: torch.Generator) -> Batch:
-    return Batch(random_ids(size, QUERY, vocab, generator), random_ids(size, PASSAGE, vocab, generator),
-                 [None] * size)
-
-
 def real_token_share(model, batch: Batch, strategy: str, chunk: int | None, positions: int | None = None) -> float:
-    """Real tokens / encoded positions: polyir's own forward passes (steps.Groups: texts of similar length,
+    """Real tokens / encoded positions: polyir's own forward passes (passes.ForwardPasses: texts of similar length,
     queries apart, padded to a multiple of 8 on CUDA, at most `chunk` texts and `positions` positions each;
     accumulation: within each micro-batch of `chunk` pairs); the peer pads each column of the batch to its longest
     text."""
     real = sum(map(len, batch.texts))
-    if isinstance(model, PackedBiEncoder):
-        return 1.0
     if strategy == "peer":
         return real / sum(len(rows) * max(map(len, rows)) for rows in (batch.queries, batch.passages))
     parts = batch.split(chunk) if strategy == "accumulation" else [batch]
     return real / sum(inputs["input_ids"].numel() for part in parts
-                      for inputs in Groups(model, part, chunk, positions).inputs)
-
-
-def bi_encoder(kind: str, shape: dict, device: torch.device) -> BiEncoder:
-    """polyir's BiEncoder, or for "m2m100-packed" bench/packed.py's, which computes no padding."""
-    settings = EncoderSettings(max_query_length=QUERY, max_passage_length=PASSAGE)
-    model = PackedBiEncoder if kind.endswith("-packed") else BiEncoder
-    return model(backbone(kind.removesuffix("-packed"), shape), tokenizer(), settings).to(device)
+                      for inputs in ForwardPasses(model, part, chunk, positions).inputs)
 
 
 def peer_model(shape: dict, device: torch.device, folder: Path):
@@ -188,22 +132,6 @@ def features(rows: list[list[int]], device: torch.device) -> dict[str, torch.Ten
     for i, row in enumerate(rows):
         ids[i, :len(row)] = torch.tensor(row)
     return {"input_ids": ids.to(device), "attention_mask": (ids != PAD).long().to(device)}
-
-
-def loss(queries, passages, negatives, rows, total):
-    return info_nce(queries, passages, TEMPERATURE, negatives, rows=rows, denominator=total)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def free_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
 
 
 def count_syncs(run) -> int:
@@ -238,7 +166,9 @@ def measure_steps(spec, model, args, device, generator) -> dict:
                 peer([features(batch.queries, device), features(batch.passages, device)], None).backward()
     else:
         micro = chunk if strategy == "accumulation" else None
-        polyir_step = make_step(strategy, model, loss, batch_size, micro, chunk, memory_gib=memory_gib)
+        config = StepConfig(strategy=strategy, batch_size=batch_size, micro_batch_size=micro, chunk_size=chunk,
+                            memory_gib=memory_gib)
+        polyir_step = make_step(config, model, LOSS)
 
         def step(batch):
             with autocast:
@@ -260,8 +190,8 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     del optimizer
     median = statistics.median(seconds[args.warmup:])
     tokens = sum(len(t) for b in batches for t in b.texts) / len(batches) / batch_size
-    used = chunk if strategy in ("peer", "accumulation") else polyir_step.group_size if strategy == "full" \
-        else polyir_step.chunk_size  # what "auto" became: texts on CPU, None (positions bound them) on CUDA
+    # what "auto" became: texts on CPU, None (positions bound them) on CUDA
+    used = chunk if strategy in ("peer", "accumulation") else polyir_step.chunk_size
     positions = polyir_step.chunk_tokens if strategy == "gradcache" else None
     label = used if chunk != "auto" else f"auto={used}" if positions is None else f"auto={positions:,} positions"
     share = real_token_share(model, batches[0], strategy, used, positions)
@@ -272,7 +202,7 @@ def measure_steps(spec, model, args, device, generator) -> dict:
 
 
 def measure_encoding(model: BiEncoder, args, device, generator, batch_size: int, fixed: bool, name: str) -> dict:
-    """1,024 passages of exactly 128 tokens (issue 6's anchor), or of 64-128 tokens like the training passages
+    """1,024 passages of exactly 128 tokens, or of 64-128 tokens like the training passages
     (where encoding in order of length pays)."""
     vocab = SHAPES[args.shape]["vocab"]
     count = max(64, int(1024 * args.batch_scale))
@@ -322,7 +252,7 @@ def table(rows: list[dict], shape: dict) -> str:
                   f"{r['passages_per_second'] * r['tokens_per_passage'] * 2 * matrix_parameters(shape) / 1e12:.3g} |"
                   for r in encodes]
     peers = [r for r in rows if r["part"] == "peer" and r["strategy"] == "peer"]
-    for peer in peers:  # issue 6 asks for >= 1.5x at equal batch; equal chunk isolates the rest
+    for peer in peers:  # the ratio at equal batch; equal chunk isolates the rest
         for r in rows:
             if r["part"] == "peer" and r["strategy"] == "gradcache" and r["batch"] == peer["batch"]:
                 lines.append(f"\n{r['name']} (chunk {r['chunk']}{budget(r)}) / peer (chunk {peer['chunk']}) at "
@@ -388,22 +318,15 @@ def main() -> None:
                 models[kind, precision].compute_in(torch.bfloat16)
         return models[kind, precision]
 
-    def half_encoder(kind: str, fused: bool | None) -> BiEncoder:
-        """bf16 weights, as `polyir evaluate --dtype bfloat16`; FP8 linear layers unless `fused` is None."""
-        half = bi_encoder(kind, shape, device).to(torch.bfloat16)
-        if fused is not None:
-            to_float8(half.running_encoder, fused=fused)
-        return half
+    def half_encoder() -> BiEncoder:
+        """bf16 weights, as `polyir evaluate --dtype bfloat16`."""
+        return bi_encoder("m2m100", shape, device).to(torch.bfloat16)
 
     if "encode" in parts:  # first: it is quick, and a run cut short still has it
         for row in encodings(bi_encoder_of("m2m100"), args, device, generator):
             record(row)
-        for name, kind, fused in (("encode, bf16 weights", "m2m100", None),
-                                  ("encode, bf16 weights, packed", "m2m100-packed", None),
-                                  ("encode, float8 products", "m2m100", False),
-                                  ("encode, float8 products, fused quantisation", "m2m100", True)):
-            for row in encodings(half_encoder(kind, fused), args, device, generator, name):
-                record(row)
+        for row in encodings(half_encoder(), args, device, generator, "encode, bf16 weights"):
+            record(row)
     with tempfile.TemporaryDirectory() as tmp:
         for spec in STEPS:
             part, name, kind, strategy, batch_size, chunk = spec[:6]
@@ -420,12 +343,10 @@ def main() -> None:
                     model.compiled = True
             record(measure_steps(spec, model, args, device, generator))
             del model
-    if "compile" in parts and "encode" in parts:  # last: compiling takes a minute or more per model
-        # the whole encoder compiled, so that FP8's quantisation fuses with the layer norms and residual adds
-        for name, fused in (("encode, bf16 weights, compiled", None), ("encode, float8 products, compiled", False)):
-            compiled = half_encoder("m2m100", fused).compile_encoder()
-            for row in encodings(compiled, args, device, generator, name, COMPILED_ENCODINGS):
-                record(row)
+    if "compile" in parts and "encode" in parts:  # last: compiling takes a minute or more
+        compiled = half_encoder().compile_encoder()
+        for row in encodings(compiled, args, device, generator, "encode, bf16 weights, compiled", COMPILED_ENCODINGS):
+            record(row)
     print("\n" + table(rows, shape))
 
 

@@ -23,12 +23,11 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from common import LOSS, PASSAGE, SHAPES, bi_encoder, fixed_ids, free_memory, random_batch, synchronize
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu import PASSAGE, SHAPES, bi_encoder, fixed_ids, free_memory, loss, random_batch, synchronize  # noqa: E402
-
-from polyir.steps import make_step  # noqa: E402
+from polyir.config import StepConfig
+from polyir.steps import make_step
 
 # Kernel (CUDA) or operator (CPU) names -> family, first match wins.
 FAMILIES = [
@@ -73,7 +72,7 @@ def train_step(model, batch_size: int, chunk, generator):
     """A GradCache step and its optimiser update, under autocast on CUDA, on a given batch or a fresh random one;
     and the step strategy (its chunk size once chosen)."""
     cuda = model.device.type == "cuda"
-    step = make_step("gradcache", model, loss, batch_size, None, chunk)
+    step = make_step(StepConfig(strategy="gradcache", batch_size=batch_size, chunk_size=chunk), model, LOSS)
     optimizer = torch.optim.AdamW(model.encoder.parameters(), lr=1e-5, fused=cuda)
     vocab = model.encoder.config.vocab_size
 
@@ -155,11 +154,11 @@ def compiled_runs(args, device, generator, record) -> None:
 
 
 def host_syncs(args, device, generator, record) -> None:
-    """Where a full-batch step in forward groups of 64 waits for the GPU (bench/gpu.py counted one)."""
+    """Where a full-batch step in forward passes of 64 texts waits for the GPU (bench/gpu.py counts them)."""
     if device.type != "cuda":
         return
     model = bi_encoder("m2m100", SHAPES[args.shape], device).train()
-    step = make_step("full", model, loss, 512, None, 64)
+    step = make_step(StepConfig(batch_size=512, chunk_size=64), model, LOSS)
     batch = random_batch(512, model.encoder.config.vocab_size, generator)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         step.backward(batch)

@@ -10,19 +10,15 @@ compared as ratios within this one run."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("POLYIR_DATA", ROOT.parent / "shared" / "data"))
+from common import full_data, in_fresh_process, machine
+
 ARCHITECTURE = {"d_model": 256, "encoder_layers": 4, "encoder_attention_heads": 4, "encoder_ffn_dim": 1024,
                 "decoder_layers": 1, "decoder_attention_heads": 4, "decoder_ffn_dim": 256, "dropout": 0.1,
                 "attention_dropout": 0.1, "encoder_layerdrop": 0.0}
@@ -30,13 +26,12 @@ PASSAGE = 128  # longest passage, in tokens
 
 
 def build_model(folder: Path) -> Path:
-    """A SentencePiece M2M-100 tokenizer trained on the shared data, and an M2M-100 of ARCHITECTURE's size."""
-    sys.path.insert(0, str(ROOT))
+    """A SentencePiece M2M-100 tokenizer trained on FLORES text, and an M2M-100 of ARCHITECTURE's size."""
     from transformers import M2M100Config, M2M100Model, M2M100Tokenizer
 
-    from tests.tiny_models import build_tiny_m2m100
+    from polyir.testing import build_tiny_m2m100
 
-    tiny = build_tiny_m2m100(DATA, folder / "tiny")
+    tiny = build_tiny_m2m100(folder / "tiny")
     tokenizer = M2M100Tokenizer.from_pretrained(tiny)
     config = M2M100Config(vocab_size=M2M100Config.from_pretrained(tiny).vocab_size, max_position_embeddings=512,
                           **ARCHITECTURE)
@@ -49,25 +44,26 @@ def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int
     """Median seconds of one step (forward + backward, no optimiser; tokenised beforehand) and peak RSS growth,
     in this process."""
     import torch
+    from common import LOSS
 
+    from polyir.batch import Batch
+    from polyir.config import StepConfig
     from polyir.data.lareqa import read_lareqa, training_examples
-    from polyir.loss import info_nce
     from polyir.model import BiEncoder
     from polyir.sampling import BatchSampler
-    from polyir.steps import Batch, GradCache, make_step
+    from polyir.steps import GradCache, make_step
 
     torch.manual_seed(0)
     model = BiEncoder.from_pretrained(model_path, max_query_length=32, max_passage_length=PASSAGE)
     model.train()
-    by_lang = read_lareqa(DATA / "xquad-r")
+    by_lang = read_lareqa(full_data() / "xquad-r")
     sampler = BatchSampler(training_examples(by_lang, list(range(48))), batch, "xy", seed=0)
-    def loss(q, p, n, rows, total):
-        return info_nce(q, p, 0.05, n, rows=rows, denominator=total)
-
     if strategy == "gradcache-positions":  # what "auto" does on CUDA: passes bounded in positions, not texts
-        step = GradCache(model, loss, None, chunk_tokens=chunk * PASSAGE)
+        step = GradCache(model, LOSS, None, chunk_tokens=chunk * PASSAGE)
     else:
-        step = make_step(strategy, model, loss, batch, chunk, chunk)
+        micro = chunk if strategy == "accumulation" else None
+        step = make_step(StepConfig(strategy=strategy, batch_size=batch, micro_batch_size=micro, chunk_size=chunk),
+                         model, LOSS)
     batches = [Batch.of(model, sampler.next_batch()) for _ in range(repeats + 1)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []
@@ -96,15 +92,11 @@ def main() -> None:
             for strategy in ("full", "accumulation", "gradcache", "gradcache-positions"):
                 if strategy == "full" and batch > args.full_max:
                     continue
-                code = (f"import json, sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); import steps_bench; "
-                        f"print(json.dumps(steps_bench.measure({str(model_path)!r}, {strategy!r}, {batch}, "
-                        f"{args.chunk}, {args.repeats})))")
-                out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                     env={**os.environ, "HF_HUB_OFFLINE": "1"})
-                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                rows.append(in_fresh_process("steps_bench", "measure", str(model_path), strategy, batch,
+                                             args.chunk, args.repeats))
                 print(rows[-1], file=sys.stderr)
     by = {(r["strategy"], r["batch"]): r for r in rows}
-    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; "
+    print(f"{time.strftime('%Y-%m-%d')}, {machine()}; "
           f"`python bench/steps_bench.py --batches {args.batches} --chunk {args.chunk}`; "
           f"M2M-100 encoder {ARCHITECTURE['d_model']}d x {ARCHITECTURE['encoder_layers']} layers, "
           f"query <= 32 / passage <= 128 tokens (XQuAD-R text), dropout on; micro-batch = {args.chunk} pairs, "

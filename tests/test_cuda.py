@@ -1,25 +1,20 @@
 """The CUDA paths, on a GPU (skipped without one): GradCache with CUDA random-state replay, the 'auto' chunk
-within its memory budget, no host synchronisation inside a step, and bf16 encoding. Models are built from
-configurations, so these run where no data folder is (the GPU machine). And the bench prototypes: bench/packed.py's
-packed encoder, and bench/float8.py's FP8 linear layers on cards that have FP8 tensor cores."""
+within its memory budget, no host synchronisation inside a step, bf16 encoding and bf16 compute weights. Models
+are built from configurations, so these run where no data folder is (the GPU machine)."""
 
 from __future__ import annotations
 
-import sys
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import torch
 
+from polyir.batch import Batch
 from polyir.config import EncoderSettings
-from polyir.loss import info_nce
+from polyir.loss import InfoNCE
 from polyir.model import BiEncoder
-from polyir.steps import CUDA_GROUP, Batch, FullBatch, GradCache, Groups
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from float8 import Float8Linear, fused_quantise, to_float8  # noqa: E402
-from packed import PackedBiEncoder  # noqa: E402
+from polyir.passes import CUDA_CHUNK_SIZE, ForwardPasses
+from polyir.steps import FullBatch, GradCache
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -50,8 +45,7 @@ def batch(size: int, seed: int = 0) -> Batch:
     return Batch(ids(32), ids(128), [None] * size)
 
 
-def loss(q, p, n, rows=None, denominator=None):
-    return info_nce(q, p, 0.05, n, rows=rows, denominator=denominator)
+loss = InfoNCE(0.05)
 
 
 def gradient(m: BiEncoder) -> torch.Tensor:
@@ -74,7 +68,7 @@ def test_gradcache_replays_cuda_dropout():
     assert m.draws_random_numbers
     m.zero_grad(set_to_none=True)
     torch.manual_seed(1)
-    FullBatch(m, loss, group_size=8).backward(b)
+    FullBatch(m, loss, chunk_size=8).backward(b)
     reference = gradient(m)
     m.zero_grad(set_to_none=True)
     torch.manual_seed(1)
@@ -93,7 +87,7 @@ def test_auto_chunk_stays_within_its_memory_budget():
     optimizer.step()
     assert step.chunk_size is None and step.chunk_tokens >= 8 * 128  # bounded in positions, not texts
     assert torch.cuda.max_memory_allocated() / 2**30 <= budget
-    shapes = [tuple(inputs["input_ids"].shape) for inputs in Groups(m, b, None, step.chunk_tokens).inputs]
+    shapes = [tuple(inputs["input_ids"].shape) for inputs in ForwardPasses(m, b, None, step.chunk_tokens).inputs]
     assert all(rows * length <= step.chunk_tokens for rows, length in shapes)
     # the first pass of each kind starts at its longest text and holds as many texts as the positions allow:
     # queries (padded to 32) about 4x more than passages (128)
@@ -103,7 +97,7 @@ def test_auto_chunk_stays_within_its_memory_budget():
 
 def test_no_host_synchronisation_inside_a_step():
     m, b = model(), batch(64)
-    assert FullBatch(m, loss).group_size == CUDA_GROUP
+    assert FullBatch(m, loss).chunk_size == CUDA_CHUNK_SIZE
     for strategy in (FullBatch(m, loss), GradCache(m, loss, chunk_size=16)):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             strategy.backward(b)  # warm-up: allocator, kernels
@@ -133,7 +127,7 @@ def test_bf16_compute_weights_on_cuda():
     assert all(p.grad.dtype == torch.float32 for p in m.encoder.parameters() if p.grad is not None)
     assert float((gradient(m) - gradient(reference)).norm() / gradient(reference).norm()) < 0.05
     m.train()
-    for strategy in (FullBatch(m, loss, group_size=16), GradCache(m, loss, chunk_size=16)):
+    for strategy in (FullBatch(m, loss, chunk_size=16), GradCache(m, loss, chunk_size=16)):
         strategy.backward(b)  # warm-up: allocator, kernels
         m.zero_grad(set_to_none=True)
         torch.manual_seed(1)
@@ -142,46 +136,5 @@ def test_bf16_compute_weights_on_cuda():
         grads = gradient(m)
     m.zero_grad(set_to_none=True)
     torch.manual_seed(1)
-    FullBatch(m, loss, group_size=16).backward(b)
+    FullBatch(m, loss, chunk_size=16).backward(b)
     assert float((grads - gradient(m)).norm() / gradient(m).norm()) < 0.01
-
-
-@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9),
-                    reason="needs FP8 tensor cores (compute capability 8.9 or newer)")
-def test_float8_products_on_cuda_match_the_cpu_and_keep_the_embeddings():
-    """cuBLAS's FP8 product of the same e4m3 operands as on the CPU (where bench/fp8_quality.py measures its
-    retrieval quality), up to the order of summation, also with the inputs quantised by one compiled kernel; and an
-    M2M-100 encoder in FP8 tracks its bf16 embeddings, without host synchronisation."""
-    torch.manual_seed(0)
-    linear = torch.nn.Linear(256, 1024).to(torch.bfloat16)
-    x = torch.randn(3, 40, 256, dtype=torch.bfloat16)
-    on_cpu = Float8Linear(linear)(x).float()
-    on_gpu = Float8Linear(linear.to(CUDA))(x.to(CUDA)).float().cpu()
-    assert float((on_gpu - on_cpu).norm() / on_cpu.norm()) < 0.01
-    fused = Float8Linear(linear, quantiser=fused_quantise())(x.to(CUDA)).float().cpu()
-    assert float((fused - on_gpu).norm() / on_gpu.norm()) < 0.01
-    m = model().eval().to(torch.bfloat16)
-    ids = batch(40).passages
-    reference = m.encode_ids(ids, batch_size=16)
-    assert to_float8(m.running_encoder) == 4 * 6
-    with host_never_waits(), torch.no_grad():
-        m(**m.collate(ids[:16]))
-    assert torch.nn.functional.cosine_similarity(m.encode_ids(ids, batch_size=16), reference).min() > 0.97
-
-
-def test_packed_encoder_on_cuda_matches_the_padded_one_and_never_waits():
-    """Variable-length attention on a jagged nested tensor gives the padded encoder's embeddings, and a bf16
-    training step through it (full batch, GradCache) runs without host synchronisation."""
-    padded = model().eval()
-    packed = PackedBiEncoder(padded.backbone, padded.tokenizer, padded.settings)  # the same weights
-    ids = batch(40).passages
-    assert float((packed.encode_ids(ids, 16) - padded.encode_ids(ids, 16)).abs().max()) < 1e-3
-    packed.compute_in(torch.bfloat16)
-    packed.train()
-    b = batch(64)
-    for strategy in (FullBatch(packed, loss, group_size=16), GradCache(packed, loss, chunk_size=16)):
-        strategy.backward(b)  # warm-up
-        packed.zero_grad(set_to_none=True)
-        with host_never_waits():
-            value = strategy.backward(b)
-        assert torch.isfinite(value) and torch.isfinite(gradient(packed)).all()

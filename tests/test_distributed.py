@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from polyir.data.records import ParallelExample
-from polyir.sampling import BatchSampler, shard
+from polyir.distributed import World
+from polyir.sampling import BatchSampler
 from tests.test_train import log_of, write_config
 
 
@@ -85,7 +86,7 @@ def test_shards_partition_the_global_batch_and_keep_its_language():
     for _ in range(30):
         kind, pairs = sampler.next_planned()
         for unit in (24, 8):  # whole batch, or micro-batches of 8 under accumulation
-            parts = [shard(pairs, rank, 4, unit) for rank in range(4)]
+            parts = World(size=4).shares(pairs, unit)
             assert sorted(p.example.id for part in parts for p in part) == sorted(p.example.id for p in pairs)
             assert all(len(part) == 6 for part in parts)
             for j in range(0, 24, unit):  # each micro-batch is split evenly over the ranks

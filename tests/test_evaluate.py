@@ -109,8 +109,8 @@ def test_monolingual_folder_takes_the_language_from_the_cli(tmp_path, tiny_m2m10
     assert json.loads((tmp_path / "B" / "metrics.json").read_text())["mono"]["mono"]["swh_Latn"]["n"] == 40
 
 
-def test_default_task_is_all_of_xquad_r(tiny_bert, data_dir, tmp_path):
-    result = polyir("evaluate", "--model", tiny_bert, "--data-dir", data_dir, "--out", tmp_path / "E",
+def test_default_task_is_all_of_xquad_r(tiny_bert, full_data, tmp_path):
+    result = polyir("evaluate", "--model", tiny_bert, "--data-dir", full_data, "--out", tmp_path / "E",
                     "--depth", "5", "--quiet")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "E" / "metrics.json").read_text())

@@ -1,4 +1,4 @@
-"""Invariants of the batch samplers, on the real XQuAD-R training examples."""
+"""Invariants of the batch samplers, on real XQuAD-R training examples (the bundled sample's)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from polyir.data.records import ParallelExample
 from polyir.errors import InputError
 from polyir.sampling import BatchSampler
 
-TRAIN_LANGS = ["ar", "de", "en", "es", "hi", "ru", "th", "tr", "zh"]  # el and vi held out, as in the paper
+TRAIN_LANGS = ["de", "en", "es", "ru"]  # el and vi held out, as in the embedded comparison
 
 
 @pytest.fixture(scope="module")
 def examples(data_dir):
     by_lang = read_lareqa(data_dir / "xquad-r")
-    train, _ = split_articles(48, 0.33, 0)
+    train, _ = split_articles(12, 0.33, 0)
     return training_examples(by_lang, train)
 
 
@@ -64,7 +64,7 @@ def test_same_seed_same_batches_and_resume_continues_exactly(examples):
         return [[(p.example.id, p.query_lang, p.passage_lang) for p in pairs] for _, pairs in stream]
 
     first = BatchSampler(examples, 64, "hybrid", languages=TRAIN_LANGS, seed=5)
-    reference = ids(batches(first, 40))  # crosses an epoch boundary (12 batches per epoch)
+    reference = ids(batches(first, 40))  # crosses epoch boundaries (3 batches per epoch)
     assert reference == ids(batches(BatchSampler(examples, 64, "hybrid", languages=TRAIN_LANGS, seed=5), 40))
     assert reference != ids(batches(BatchSampler(examples, 64, "hybrid", languages=TRAIN_LANGS, seed=6), 40))
     interrupted = BatchSampler(examples, 64, "hybrid", languages=TRAIN_LANGS, seed=5)

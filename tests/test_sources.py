@@ -11,8 +11,8 @@ from polyir.data.sources import XQUAD_R, download, locate
 from polyir.errors import InputError
 
 
-def test_download_verifies_checksums_and_caches(data_dir, tmp_path):
-    mirror = dataclasses.replace(XQUAD_R, base_url=(data_dir / "xquad-r").as_uri() + "/")
+def test_download_verifies_checksums_and_caches(full_data, tmp_path):
+    mirror = dataclasses.replace(XQUAD_R, base_url=(full_data / "xquad-r").as_uri() + "/")
     folder = download(mirror, tmp_path / "cache" / "xquad-r")
     assert sorted(p.name for p in folder.iterdir()) == sorted(XQUAD_R.files)
     (folder / "en.json").write_text("kept")  # files present are not fetched again
@@ -36,9 +36,9 @@ def test_unreachable_source_says_how_to_work_offline(tmp_path):
         download(mirror, tmp_path / "cache")
 
 
-def test_locate_in_a_data_dir(data_dir, tmp_path):
-    assert locate("xquad-r", data_dir) == data_dir / "xquad-r"
-    shutil.copytree(data_dir / "xquad-r", tmp_path / "xquad-r")
+def test_locate_in_a_data_dir(full_data, tmp_path):
+    assert locate("xquad-r", full_data) == full_data / "xquad-r"
+    shutil.copytree(full_data / "xquad-r", tmp_path / "xquad-r")
     (tmp_path / "xquad-r" / "th.json").unlink()
     with pytest.raises(InputError, match="th.json"):
         locate("xquad-r", tmp_path)

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from polyir.loss import info_nce
+from polyir.batch import Batch
+from polyir.config import StepConfig
+from polyir.loss import InfoNCE
 from polyir.model import BiEncoder
+from polyir.passes import CPU_CHUNK_SIZE, ForwardPasses, forward_passes
 from polyir.sampling import BatchSampler
-from polyir.steps import DEFAULT_GROUP, Accumulation, Batch, FullBatch, GradCache, Groups, forward_passes, make_step
+from polyir.steps import Accumulation, FullBatch, GradCache, make_step
 
 TEMPERATURE = 0.05
-
-
-def loss(q, p, n, rows=None, denominator=None):
-    return info_nce(q, p, TEMPERATURE, n, symmetric=True, rows=rows, denominator=denominator)
+loss = InfoNCE(TEMPERATURE, symmetric=True)
 
 
 def pairs_with_negatives(examples, n=12):
@@ -40,7 +40,7 @@ def assert_gradcache_replays_dropout(model: BiEncoder, pairs) -> None:
     """GradCache equals the full batch in forward passes of 4 texts, which draws its dropout masks group by group
     as GradCache does; without the random-state replay the second pass draws other masks, and the gradient is
     wrong."""
-    reference_loss, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
+    reference_loss, reference = run(model, FullBatch(model, loss, chunk_size=4), pairs)
     cached_loss, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
     assert abs(cached_loss - reference_loss) < 1e-6
     assert relative_error(cached, reference) <= 1e-5
@@ -61,7 +61,7 @@ def test_gradcache_equals_full_batch_with_dropout(tiny_m2m100, parallel_examples
     GradCache(model, loss, chunk_size=4).backward(Batch.of(model, pairs))
     after_cached = torch.rand(3)
     torch.manual_seed(0)
-    FullBatch(model, loss, group_size=4).backward(Batch.of(model, pairs))
+    FullBatch(model, loss, chunk_size=4).backward(Batch.of(model, pairs))
     assert torch.equal(torch.rand(3), after_cached)
 
 
@@ -85,16 +85,16 @@ def test_forward_groups_do_not_change_the_result(tiny_m2m100, parallel_examples)
     model = BiEncoder.from_pretrained(tiny_m2m100)
     model.eval()
     pairs = pairs_with_negatives(parallel_examples)
-    one_loss, one = run(model, FullBatch(model, loss, group_size=1), pairs)
-    for size in (3, 7, DEFAULT_GROUP):
-        value, grads = run(model, FullBatch(model, loss, group_size=size), pairs)
+    one_loss, one = run(model, FullBatch(model, loss, chunk_size=1), pairs)
+    for size in (3, 7, CPU_CHUNK_SIZE):
+        value, grads = run(model, FullBatch(model, loss, chunk_size=size), pairs)
         assert abs(value - one_loss) < 1e-5
         assert relative_error(grads, one) <= 1e-5
     batch = Batch.of(model, pairs)
     assert len(batch.texts) == 2 * len(pairs) + sum(p.negative is not None for p in pairs)
     alone = torch.stack([model(**model.collate([text]))[0] for text in batch.texts])
     with torch.no_grad():
-        grouped = Groups(model, batch, 5).embed(model)
+        grouped = ForwardPasses(model, batch, 5).embed(model)
     assert torch.allclose(grouped, alone, atol=1e-5)
 
 
@@ -106,7 +106,7 @@ def test_passes_bounded_in_positions_hold_more_short_texts(tiny_m2m100, parallel
     assert forward_passes([4] * 7, 3, None) == [slice(0, 3), slice(3, 6), slice(6, 7)]
     model = BiEncoder.from_pretrained(tiny_m2m100)
     batch = Batch.of(model, [p for p in pairs_with_negatives(parallel_examples) if p.negative is None])
-    groups = Groups(model, batch, None, max_tokens=200)
+    groups = ForwardPasses(model, batch, None, chunk_tokens=200)
     shapes = [tuple(inputs["input_ids"].shape) for inputs in groups.inputs]
     assert all(rows * length <= 200 for rows, length in shapes)
     assert sum(rows for rows, _ in shapes) == len(batch.texts)
@@ -115,13 +115,13 @@ def test_passes_bounded_in_positions_hold_more_short_texts(tiny_m2m100, parallel
     assert max(rows for rows, _ in shapes[:query_passes]) > max(rows for rows, _ in shapes[query_passes:])
 
 
-def test_auto_chunk_on_cpu_is_the_default_group(tiny_m2m100, parallel_examples):
+def test_auto_chunk_on_cpu_is_the_default_chunk_size(tiny_m2m100, parallel_examples):
     model = BiEncoder.from_pretrained(tiny_m2m100)
-    step = make_step("gradcache", model, loss, 12)
+    step = make_step(StepConfig(strategy="gradcache", batch_size=12), model, loss)
     assert step.chunk_size == "auto"
     run(model, step, pairs_with_negatives(parallel_examples))
-    assert step.chunk_size == DEFAULT_GROUP
-    assert make_step("full", model, loss, 12).group_size == DEFAULT_GROUP  # on a GPU: CUDA_GROUP (test_cuda)
+    assert step.chunk_size == CPU_CHUNK_SIZE
+    assert make_step(StepConfig(batch_size=12), model, loss).chunk_size == CPU_CHUNK_SIZE  # GPU: test_cuda
 
 
 def test_gradcache_and_accumulation_k1_equal_full_batch_without_dropout(tiny_m2m100, parallel_examples):
@@ -253,7 +253,7 @@ def test_gradcache_replays_dropout_on_bf16_compute_weights(tiny_m2m100, parallel
     model.compute_in(torch.bfloat16)
     assert model.draws_random_numbers and model.compute.module.training
     pairs = pairs_with_negatives(parallel_examples)
-    _, reference = run(model, FullBatch(model, loss, group_size=4), pairs)
+    _, reference = run(model, FullBatch(model, loss, chunk_size=4), pairs)
     _, cached = run(model, GradCache(model, loss, chunk_size=4), pairs)
     _, wrong = run(model, GradCache(model, loss, chunk_size=4, replay_random_state=False), pairs)
     assert relative_error(cached, reference) < 0.01

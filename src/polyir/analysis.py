@@ -9,12 +9,9 @@ from statistics import fmean, stdev
 
 from scipy import stats
 
-LOWER_IS_BETTER = {"rank_distance"}
+from polyir.evaluate.metrics import LOWER_IS_BETTER, best, better
+
 AXES = ("step", "examples", "seconds")
-
-
-def better(metric: str, a: float, b: float) -> bool:
-    return a < b if metric in LOWER_IS_BETTER else a > b
 
 
 def dev_curve(log: list[dict], metric_path: str) -> list[dict]:
@@ -38,15 +35,14 @@ def convergence(curve: list[dict], target: float, metric: str) -> dict:
     span = curve[-1]["step"] - curve[0]["step"] if len(curve) > 1 else 0
     area = sum((b["step"] - a["step"]) * (a["value"] + b["value"]) / 2 for a, b in zip(curve, curve[1:]))
     out["auc"] = area / span if span else (curve[0]["value"] if curve else None)
-    out["best"] = (min if metric in LOWER_IS_BETTER else max)(p["value"] for p in curve) if curve else None
+    out["best"] = best(metric, (p["value"] for p in curve)) if curve else None
     return out
 
 
 def target_value(curves: list[list[dict]], share: float, metric: str) -> float:
     """share x the best dev score of the whole grid (for a lower-is-better metric: best / share)."""
-    values = [p["value"] for curve in curves for p in curve]
-    best = (min if metric in LOWER_IS_BETTER else max)(values)
-    return best / share if metric in LOWER_IS_BETTER else best * share
+    top = best(metric, [p["value"] for curve in curves for p in curve])
+    return top / share if metric in LOWER_IS_BETTER else top * share
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from polyir.config import ENCODE_BATCH_SIZE
 from polyir.errors import InputError
 
 app = typer.Typer(help=__doc__.split("\n")[0], no_args_is_help=True, pretty_exceptions_enable=False,
@@ -107,7 +108,7 @@ def evaluate(
     passage_prefix: Annotated[str | None, typer.Option(help="Overrides the model's passage prefix.")] = None,
     max_query_length: Annotated[int | None, typer.Option(min=1)] = None,
     max_passage_length: Annotated[int | None, typer.Option(min=1)] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Texts per encoding batch.")] = 128,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per encoding batch.")] = ENCODE_BATCH_SIZE,
     search: Annotated[str, typer.Option(help="Top-k search: exact (chunked matrix products) or faiss.")] = "exact",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")] = "auto",
     dtype: Annotated[str, typer.Option(help="Weights while encoding: float32 (under bf16 autocast on CUDA) or "

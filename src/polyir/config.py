@@ -20,6 +20,11 @@ from pydantic import (
 
 from polyir.errors import InputError
 
+ENCODE_BATCH_SIZE = 128  # texts per encoding batch in evaluation, wherever none is given
+SamplingName = Literal["xx-mono", "xx", "xy", "hybrid"]  # sampling.BatchSampler
+StepName = Literal["full", "accumulation", "gradcache"]  # steps.make_step
+Weighting = Literal["uniform", "proportional"]
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -83,13 +88,25 @@ class DataConfig(Strict):
 
 
 class SamplingConfig(Strict):
-    strategy: Literal["xx-mono", "xx", "xy", "hybrid"] = "hybrid"
+    strategy: SamplingName = "hybrid"
     alpha: float = Field(default=0.5, ge=0.0, le=1.0)
-    weighting: Literal["uniform", "proportional"] = "uniform"
+    weighting: Weighting = "uniform"
+
+    @property
+    def label(self) -> str:
+        """For tables: hybrid(α=0.5), xy, xx-mono(proportional)."""
+        name = f"hybrid(α={self.alpha:g})" if self.strategy == "hybrid" else self.strategy
+        return name if self.weighting == "uniform" else f"{name}({self.weighting})"
+
+    @property
+    def slug(self) -> str:
+        """For folder names: hybrid-a0.5, xy, xx-mono-proportional."""
+        name = f"hybrid-a{self.alpha:g}" if self.strategy == "hybrid" else self.strategy
+        return name if self.weighting == "uniform" else f"{name}-{self.weighting}"
 
 
 class StepConfig(Strict):
-    strategy: Literal["full", "accumulation", "gradcache"] = "full"
+    strategy: StepName = "full"
     batch_size: PositiveInt = 32
     micro_batch_size: PositiveInt | None = None
     chunk_size: PositiveInt | Literal["auto"] | None = Field(
@@ -109,6 +126,21 @@ class StepConfig(Strict):
         if self.strategy == "gradcache" and self.chunk_size is None:
             self.chunk_size = "auto"
         return self
+
+    @property
+    def label(self) -> str:
+        """For tables: full(16), accumulation(4×16), gradcache(64, chunk 16)."""
+        if self.strategy == "accumulation":
+            return f"accumulation({-(-self.batch_size // self.micro_batch_size)}×{self.micro_batch_size})"
+        if self.strategy == "gradcache":
+            return f"gradcache({self.batch_size}, chunk {self.chunk_size})"
+        return f"full({self.batch_size})"
+
+    @property
+    def slug(self) -> str:
+        """For folder names: full-16, accumulation-64x16, gradcache-64x16."""
+        inner = {"full": None, "accumulation": self.micro_batch_size, "gradcache": self.chunk_size}[self.strategy]
+        return f"{self.strategy}-{self.batch_size}" + (f"x{inner}" if inner else "")
 
 
 class OptimConfig(Strict):
@@ -131,7 +163,7 @@ class EvalConfig(Strict):
     at_start: bool = Field(default=True, description="evaluate before the first step: the curve's origin")
     metric: str = Field(default="multi/map", pattern=r"^(mono|cross|multi)/[a-z0-9@_]+$")
     depth: PositiveInt = 100
-    batch_size: PositiveInt = 128
+    batch_size: PositiveInt = ENCODE_BATCH_SIZE
 
 
 class CheckpointConfig(Strict):

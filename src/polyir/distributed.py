@@ -6,10 +6,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_nn
+
+from polyir.config import StepConfig
+from polyir.errors import InputError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,23 @@ class World:
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def shares(self, items: list[T], unit: int) -> list[list[T]]:
+        """Every rank's share of a global batch, in rank order: from every block of `unit` consecutive items (a
+        micro-batch under naive accumulation, else the whole batch) the rank-th of `size` equal slices. Every rank
+        builds the same global batch from the same seed, so an X-X-mono batch has one language on every rank."""
+        width = unit // self.size
+        return [[item for start in range(0, len(items), unit)
+                 for item in items[start + rank * width:start + (rank + 1) * width]] for rank in range(self.size)]
+
+    def check_divides(self, step: StepConfig) -> None:
+        """Every rank takes an equal share of each batch (and of each micro-batch): say so before training."""
+        if step.batch_size % self.size:
+            raise InputError(f"step.batch_size {step.batch_size} must be a multiple of the {self.size} processes")
+        micro = step.micro_batch_size
+        if step.strategy == "accumulation" and self.size > 1 and (micro % self.size or step.batch_size % micro):
+            raise InputError(f"step.micro_batch_size {micro} must divide step.batch_size and be a multiple of the "
+                             f"{self.size} processes")
 
     def gather(self, tensor: torch.Tensor, differentiable: bool, counts: list[int] | None = None
                ) -> tuple[torch.Tensor, int]:

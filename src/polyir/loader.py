@@ -7,10 +7,10 @@ from __future__ import annotations
 import copy
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from polyir.batch import Batch
 from polyir.distributed import World
 from polyir.model import BiEncoder
-from polyir.sampling import BatchSampler, Pair, shard
-from polyir.steps import Batch
+from polyir.sampling import BatchSampler, Pair
 
 
 class BatchLoader:
@@ -27,7 +27,7 @@ class BatchLoader:
 
     def _draw(self) -> tuple[list[Pair], Future]:
         pairs = self.sampler.next_batch()
-        shares = [shard(pairs, rank, self.world.size, self.micro or len(pairs)) for rank in range(self.world.size)]
+        shares = self.world.shares(pairs, self.micro or len(pairs))
         ranks = [[p.negative is not None for p in share] for share in shares] if self.world.distributed else None
         return pairs, self.pool.submit(Batch.of, self.model, shares[self.world.rank], self.tokenizer, ranks)
 

@@ -16,7 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from polyir.config import EncoderSettings
+from polyir.config import ENCODE_BATCH_SIZE, EncoderSettings
 from polyir.errors import InputError
 from polyir.files import atomic_dir
 from polyir.languages import LanguageResolver
@@ -207,14 +207,14 @@ class BiEncoder(nn.Module):
             pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         return F.normalize(pooled, dim=-1) if self.settings.normalize else pooled
 
-    def encode(self, texts: list[str], langs: list[str], kind: Kind, batch_size: int = 128,
+    def encode(self, texts: list[str], langs: list[str], kind: Kind, batch_size: int = ENCODE_BATCH_SIZE,
                show_progress: bool = True, sort_by_length: bool = True) -> torch.Tensor:
         """Float32 CPU embeddings of texts, for evaluation."""
         return self.encode_ids(self.tokenize(texts, langs, kind), batch_size, sort_by_length,
                                f"encode {kind} texts" if show_progress else None)
 
     @torch.no_grad()
-    def encode_ids(self, ids: list[list[int]], batch_size: int = 128, sort_by_length: bool = True,
+    def encode_ids(self, ids: list[list[int]], batch_size: int = ENCODE_BATCH_SIZE, sort_by_length: bool = True,
                    progress: str | None = None) -> torch.Tensor:
         """Float32 CPU embeddings of token ids, batched in order of length so that little compute goes to
         padding. On CUDA (bf16), each batch's result is copied into pinned memory without waiting, so the GPU

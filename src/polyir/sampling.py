@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
 
+from polyir.config import SamplingConfig, SamplingName, Weighting
 from polyir.data.records import ParallelExample
 from polyir.errors import InputError
-
-Strategy = Literal["xx-mono", "xx", "xy", "hybrid"]
-Weighting = Literal["uniform", "proportional"]
 
 
 @dataclass(frozen=True)
@@ -37,20 +34,11 @@ class Pair:
         return next((n[self.passage_lang] for n in self.example.negatives if self.passage_lang in n), None)
 
 
-def shard(pairs: list[Pair], rank: int, size: int, unit: int) -> list[Pair]:
-    """This rank's share of a global batch: from every block of `unit` consecutive pairs (a micro-batch under
-    naive accumulation, else the whole batch) the rank-th of `size` equal slices. Every rank builds the same
-    global batch from the same seed, so an X-X-mono batch has one language on every rank."""
-    width = unit // size
-    return [pair for start in range(0, len(pairs), unit)
-            for pair in pairs[start + rank * width:start + (rank + 1) * width]]
-
-
 class BatchSampler:
     """An endless, resumable stream of batches (next_batch); next_planned also tells the batch's kind:
     'mono', 'xx' or 'xy'."""
 
-    def __init__(self, examples: list[ParallelExample], batch_size: int, strategy: Strategy = "hybrid",
+    def __init__(self, examples: list[ParallelExample], batch_size: int, strategy: SamplingName = "hybrid",
                  alpha: float = 0.5, languages: list[str] | None = None, weighting: Weighting = "uniform",
                  seed: int = 0):
         if not 0.0 <= alpha <= 1.0:
@@ -67,6 +55,11 @@ class BatchSampler:
             raise InputError(f"batch size {batch_size} exceeds the {len(examples)} training examples")
         self.epoch, self.consumed = 0, 0
         self._plan: list[tuple[str, list[Pair]]] | None = None
+
+    @classmethod
+    def of(cls, examples: list[ParallelExample], sampling: SamplingConfig, batch_size: int,
+           languages: list[str] | None = None, seed: int = 0) -> BatchSampler:
+        return cls(examples, batch_size, sampling.strategy, sampling.alpha, languages, sampling.weighting, seed)
 
     # -- planning -------------------------------------------------------------------------------------------
     def _kind(self, rng: random.Random) -> str:

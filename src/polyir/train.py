@@ -4,10 +4,9 @@ as model/, atomic resumable checkpoints. One call of `train(config)` is one run 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
-import resource
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -22,14 +21,17 @@ from polyir.data import read_beir, read_train
 from polyir.distributed import init_world
 from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
+from polyir.evaluate.metrics import better
 from polyir.files import atomic_file
 from polyir.loader import BatchLoader
-from polyir.loss import info_nce
+from polyir.loss import InfoNCE
+from polyir.memory import peak_memory_gib, reset_peak_memory
 from polyir.model import BiEncoder
+from polyir.randomness import generator_states, restore_generator_states
 from polyir.sampling import BatchSampler
 from polyir.steps import make_step
 
-LOWER_IS_BETTER = {"rank_distance"}
+log = logging.getLogger(__name__)
 
 
 class TrainingDiverged(RuntimeError):
@@ -52,49 +54,13 @@ def _optimizer(model: BiEncoder, config: TrainConfig, device: torch.device) -> t
     return torch.optim.AdamW(groups, lr=config.optim.lr, fused=device.type == "cuda")
 
 
-def _random_states() -> dict:
-    states = {"python": random.getstate(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _restore_random_states(states: dict) -> None:
-    random.setstate(states["python"])
-    torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _reset_peak_memory(device: torch.device) -> None:
-    """Start a run's peak-memory count afresh (several runs may share a process, as in `polyir compare`)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")  # Linux: resets the peak resident set size (VmHWM)
-        except OSError:
-            pass
-
-
-def _peak_memory_gib(device: torch.device) -> float:
-    """Peak GPU memory allocated, or on CPU the process's peak resident memory since the last reset."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    try:
-        status = Path("/proc/self/status").read_text()
-        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")) / 2**20
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-
-
 class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False, show_progress: bool = True):
         self.world = init_world()
         self.config, self.show_progress = config, show_progress and self.world.main
         self.out = Path(config.output_dir)
         self.device = self.world.device
-        self._check_world(config)
+        self.world.check_divides(config.step)
         self.setting, self.metric = config.eval.metric.split("/")
         log = self.out / "log.jsonl"
         if log.exists() and not resume:
@@ -114,12 +80,9 @@ class Trainer:
             self.model.compute_in(torch.bfloat16)
         if config.compile:
             self.model.compile_encoder()
-        self.sampler = BatchSampler(self.examples, config.step.batch_size, config.sampling.strategy,
-                                    config.sampling.alpha, config.data.languages, config.sampling.weighting,
-                                    config.seed)
-        self.step_strategy = make_step(config.step.strategy, self.model, self._loss, config.step.batch_size,
-                                       config.step.micro_batch_size, config.step.chunk_size, self.world,
-                                       config.step.memory_gib)
+        self.sampler = BatchSampler.of(self.examples, config.sampling, config.step.batch_size, config.data.languages,
+                                       config.seed)
+        self.step_strategy = make_step(config.step, self.model, InfoNCE.of(config.optim), self.world)
         self.optimizer = _optimizer(self.model, config, self.device)
         if self.model.compute is not None:
             self.optimizer.register_step_post_hook(lambda *_: self.model.compute.refresh())
@@ -133,31 +96,17 @@ class Trainer:
         self.loader = BatchLoader(self.sampler, self.model, self.world, micro)
         self.writer = None
 
-    def _check_world(self, config: TrainConfig) -> None:
-        """Under data parallelism every rank takes an equal share of each batch (and of each micro-batch)."""
-        size, step = self.world.size, config.step
-        if step.batch_size % size:
-            raise InputError(f"step.batch_size {step.batch_size} must be a multiple of the {size} processes")
-        micro = step.micro_batch_size
-        if step.strategy == "accumulation" and size > 1 and (micro % size or step.batch_size % micro):
-            raise InputError(f"step.micro_batch_size {step.micro_batch_size} must divide step.batch_size and be a "
-                             f"multiple of the {size} processes")
-
-    def _loss(self, queries, passages, negatives, rows, denominator):
-        return info_nce(queries, passages, self.config.optim.temperature, negatives, self.config.optim.symmetric,
-                        rows, denominator)
-
     # -- state ----------------------------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"step": self.step, "examples": self.examples_seen, "seconds": self.seconds,
                 "train_seconds": self.train_seconds, "best": self.best, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.loader.position,
-                "random": _random_states(), "world_size": self.world.size}
+                "random": generator_states(), "world_size": self.world.size}
 
     def _resume(self) -> None:
         checkpoint = checkpoints.newest(self.out / "checkpoints")
         if checkpoint is None:
-            print(f"{self.out}: no complete checkpoint, starting from the beginning", file=sys.stderr)
+            log.warning("%s: no complete checkpoint, starting from the beginning", self.out)
             self._truncate_log(-1)
             return
         state = checkpoints.load(checkpoint, self.model.backbone)
@@ -167,13 +116,13 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
-        _restore_random_states(state["random"])
+        restore_generator_states(state["random"])
         self.step, self.examples_seen = state["step"], state["examples"]
         self.seconds, self.train_seconds, self.best = state["seconds"], state["train_seconds"], state["best"]
         if self.model.compute is not None:  # once the whole checkpoint is in: a tied embedding may load last
             self.model.compute.refresh()
         self._truncate_log(self.step)
-        print(f"{self.out}: resuming from {checkpoint.name}", file=sys.stderr)
+        log.info("%s: resuming from %s", self.out, checkpoint.name)
 
     def _truncate_log(self, step: int) -> None:
         """Drop log lines past the checkpoint: those steps will be run again."""
@@ -196,7 +145,7 @@ class Trainer:
             (self.out / "config.json").write_text(config.model_dump_json(indent=2))
             self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
             log = (self.out / "log.jsonl").open("a", encoding="utf-8")
-        _reset_peak_memory(self.device)
+        reset_peak_memory(self.device)
         started = time.perf_counter() - self.seconds
         bar = tqdm(total=config.optim.max_steps, initial=self.step, disable=not self.show_progress, unit="step")
         try:
@@ -270,7 +219,7 @@ class Trainer:
         self.train_seconds += elapsed
         entry = {"step": self.step, "examples": self.examples_seen, "batch": len(pairs), "loss": loss,
                  "lr": self.scheduler.get_last_lr()[0], "pairs_per_second": len(pairs) / elapsed,
-                 "train_seconds": self.train_seconds, "peak_memory_gib": _peak_memory_gib(self.device)}
+                 "train_seconds": self.train_seconds, "peak_memory_gib": peak_memory_gib(self.device)}
         if norm is not None:
             entry["grad_norm"] = float(norm)
         return entry
@@ -284,9 +233,7 @@ class Trainer:
         values = [s[self.setting][self.metric] for s in summaries.values() if self.metric in s.get(self.setting, {})]
         if values:
             score = sum(values) / len(values)
-            better = self.best is None or (
-                score < self.best["score"] if self.metric in LOWER_IS_BETTER else score > self.best["score"])
-            if better:
+            if self.best is None or better(self.metric, score, self.best["score"]):
                 self.best = {"step": self.step, "score": score, "metric": config.eval.metric}
                 if self.world.main:
                     self.model.save(self.out / "model")

@@ -1,14 +1,18 @@
 """Public data sets polyir knows by name: pinned to a commit, checked by SHA-256, cached on first use.
 
-Offline, point `data_dir` at a folder that already holds them (for example ../shared/data)."""
+Offline, point `data_dir` at a folder that already holds them (for example ../shared/data). Where neither a
+folder nor the network is there, `locate` falls back on the excerpt bundled with polyir (data/sample/, its
+README says what it holds), says so in the log, and tells the caller, which records it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 from polyir.errors import InputError
@@ -38,6 +42,13 @@ XQUAD_R = Source("xquad-r", LAREQA_URL + "xquad-r/", {
     "zh.json": "80c2cde7b9c2fb134c303cbb52f2ba396ead9eb0014aec43993543d2ba9e93ed",
 })
 SOURCES = {source.name: source for source in (XQUAD_R,)}
+SAMPLE = Path(str(files("polyir") / "data" / "sample"))  # an excerpt of xquad-r and flores-sib200
+
+log = logging.getLogger(__name__)
+
+
+class Unreachable(InputError):
+    """A download that could not reach its source (offline), as opposed to one that reached it and failed."""
 
 
 def cache_dir() -> Path:
@@ -60,7 +71,7 @@ def download(source: Source, target: Path) -> Path:
                 raise InputError(f"checksum mismatch for {source.base_url + name}: expected {expected}, got {actual}")
             os.replace(temporary, target / name)
         except OSError as error:
-            raise InputError(f"cannot download {source.base_url + name} ({error}); offline, pass --data-dir "
+            raise Unreachable(f"cannot download {source.base_url + name} ({error}); offline, pass --data-dir "
                              f"with a folder that holds {source.name}/") from None
         finally:
             Path(temporary).unlink(missing_ok=True)
@@ -68,7 +79,8 @@ def download(source: Source, target: Path) -> Path:
 
 
 def locate(name: str, data_dir: str | Path | None = None) -> Path:
-    """The folder of data set `name`: `data_dir/name` when given, else the cache (downloaded on first use)."""
+    """The folder of data set `name`: `data_dir/name` when given, else the cache (downloaded on first use), else,
+    when the source cannot be reached, the bundled sample (see `is_sample`)."""
     source = SOURCES[name]
     if data_dir is not None:
         folder = Path(data_dir) / name
@@ -76,4 +88,16 @@ def locate(name: str, data_dir: str | Path | None = None) -> Path:
         if missing:
             raise InputError(f"expected {name}/ with {', '.join(missing)} here", folder)
         return folder
-    return download(source, cache_dir() / name)
+    try:
+        return download(source, cache_dir() / name)
+    except Unreachable as error:
+        if not (SAMPLE / name).is_dir():
+            raise
+        log.warning("%s; using the excerpt of %s bundled with polyir instead (%s): a sample, not the benchmark",
+                    error, name, SAMPLE / "README.md")
+        return SAMPLE / name
+
+
+def is_sample(folder: Path) -> bool:
+    """Whether `folder` is the bundled excerpt rather than the full data set."""
+    return Path(folder).resolve().is_relative_to(SAMPLE.resolve())

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from polyir.evaluate.harness import SETTINGS, TaskEvaluation, evaluate_task
+from polyir.evaluate.harness import SETTINGS, TaskEvaluation, evaluate_embeddings, evaluate_task
 
-__all__ = ["SETTINGS", "TaskEvaluation", "evaluate_task"]
+__all__ = ["SETTINGS", "TaskEvaluation", "evaluate_embeddings", "evaluate_task"]

@@ -12,6 +12,7 @@ from statistics import fmean
 
 import torch
 
+from polyir.config import ENCODE_BATCH_SIZE
 from polyir.data.records import RetrievalTask
 from polyir.distributed import SINGLE, World
 from polyir.evaluate.metrics import (
@@ -74,7 +75,7 @@ class _Searched:
         return relevant_ranks(self.rel_scores[rows], relevant, above, inside)
 
 
-def encode_task(model: BiEncoder, task: RetrievalTask, batch_size: int = 128, show_progress: bool = True,
+def encode_task(model: BiEncoder, task: RetrievalTask, batch_size: int = ENCODE_BATCH_SIZE, show_progress: bool = True,
                 world: World = SINGLE) -> tuple[torch.Tensor, torch.Tensor]:
     """Query and document embeddings, in the task's order (a title is joined to its text, as BEIR does).
     Under data parallelism each rank encodes every size-th text and all ranks receive all embeddings."""
@@ -142,7 +143,7 @@ def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
     return keys
 
 
-def evaluate_task(model: BiEncoder, task: RetrievalTask, depth: int = 1000, batch_size: int = 128,
+def evaluate_task(model: BiEncoder, task: RetrievalTask, depth: int = 1000, batch_size: int = ENCODE_BATCH_SIZE,
                   settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
                   show_progress: bool = True, world: World = SINGLE, backend: str = "exact") -> TaskEvaluation:
     """Encode the task with `model` (sharded across the ranks of `world`), then evaluate_embeddings()."""

@@ -13,6 +13,17 @@ LIBRARY_MEASURES = {"ndcg@10": nDCG @ 10, "recall@1": R @ 1, "recall@10": R @ 10
                     "mrr@10": RR @ 10}
 LIBRARY_DEPTH = 100  # the deepest cut-off among LIBRARY_MEASURES
 METRICS = ["map", *LIBRARY_MEASURES, "rank_distance"]
+LOWER_IS_BETTER = frozenset({"rank_distance"})
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether score `a` beats `b` on `metric`."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def best(metric: str, values):
+    """The best of `values` on `metric`."""
+    return (min if metric in LOWER_IS_BETTER else max)(values)
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]

@@ -1,8 +1,12 @@
-"""Real, tiny Hugging Face models built from scratch on ../shared/data text (nothing is downloaded).
+"""Real, tiny Hugging Face models built from scratch on real text (nothing is downloaded), for the tests and
+benchmarks of polyir and of code built on it, as `torch.testing` serves PyTorch's:
 
 - tiny M2M-100: a SentencePiece BPE model trained here, M2M-100's vocab.json layout and its 100 language tokens,
   random weights in the real M2M100 architecture;
-- tiny BERT: a WordPiece vocabulary trained here, random weights."""
+- tiny BERT: a WordPiece vocabulary trained here, random weights.
+
+The text is the FLORES-200 lines of the bundled sample (every script of its 16 languages) unless a data folder
+with a flores-sib200/ is given, so the same models come out on every machine."""
 
 from __future__ import annotations
 
@@ -14,17 +18,20 @@ import torch
 from tokenizers import BertWordPieceTokenizer
 from transformers import BertConfig, BertModel, BertTokenizer, M2M100Config, M2M100Model, M2M100Tokenizer
 
+from polyir.data.sources import SAMPLE
+
 
 def training_text(data_dir: Path, out: Path) -> Path:
     """Sentences in every FLORES language, so every script has pieces."""
     lines = []
     for path in sorted((data_dir / "flores-sib200").glob("*_*.txt")):
-        lines.extend(path.read_text(encoding="utf-8").splitlines()[:300])
+        lines.extend(path.read_text(encoding="utf-8").splitlines()[:200])
     out.write_text("\n".join(lines), encoding="utf-8")
     return out
 
 
-def build_tiny_m2m100(data_dir: Path, folder: Path, vocab_size: int = 2000, dropout: float = 0.1) -> Path:
+def build_tiny_m2m100(folder: Path, data_dir: Path = SAMPLE, vocab_size: int = 2000, dropout: float = 0.1) -> Path:
+    """The model folder (folder/model) of a 2-layer, 32-wide M2M-100 with a SentencePiece vocabulary."""
     folder.mkdir(parents=True, exist_ok=True)
     text = training_text(data_dir, folder / "spm-train.txt")
     spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "spm"), vocab_size=vocab_size,
@@ -57,7 +64,8 @@ def build_tiny_m2m100(data_dir: Path, folder: Path, vocab_size: int = 2000, drop
     return out
 
 
-def build_tiny_bert(data_dir: Path, folder: Path, vocab_size: int = 3000) -> Path:
+def build_tiny_bert(folder: Path, data_dir: Path = SAMPLE, vocab_size: int = 3000) -> Path:
+    """The model folder (folder/model) of a 2-layer, 32-wide BERT with a WordPiece vocabulary."""
     folder.mkdir(parents=True, exist_ok=True)
     text = training_text(data_dir, folder / "wp-train.txt")
     trainer = BertWordPieceTokenizer(lowercase=False)

@@ -7,28 +7,29 @@ import pytest
 from polyir.analysis import convergence, dev_curve, paired_test, per_query_units, target_value
 from polyir.config import CompareConfig
 from polyir.experiment import expand, train_config
+from polyir.results import CellResult, CurvePoint, LogEntry
 
 
 def curve(values, every=10, batch=8, seconds_per_step=0.5):
-    return [{"step": i * every, "examples": i * every * batch, "seconds": i * every * seconds_per_step, "value": v}
+    return [CurvePoint(step=i * every, examples=i * every * batch, seconds=i * every * seconds_per_step, value=v)
             for i, v in enumerate(values)]
 
 
 def test_convergence_on_a_known_curve():
     known = curve([0.1, 0.3, 0.5, 0.6, 0.62])
     measured = convergence(known, target=0.57, metric="map")
-    assert measured["step"] == 30 and measured["examples"] == 240 and measured["seconds"] == 15.0
+    assert measured.step == 30 and measured.examples == 240 and measured.seconds == 15.0
     # area under the curve by trapezoids, over 40 steps: (0.2 + 0.4 + 0.55 + 0.61) * 10 / 40
-    assert measured["auc"] == pytest.approx((0.2 + 0.4 + 0.55 + 0.61) / 4)
-    assert measured["best"] == 0.62
-    assert convergence(known, target=0.7, metric="map")["step"] is None
+    assert measured.auc == pytest.approx((0.2 + 0.4 + 0.55 + 0.61) / 4)
+    assert measured.best == 0.62
+    assert convergence(known, target=0.7, metric="map").step is None
 
 
 def test_lower_is_better_metrics_converge_downwards():
     known = curve([900.0, 500.0, 300.0, 250.0])
     target = target_value([known], 0.95, "rank_distance")
     assert target == pytest.approx(250 / 0.95)
-    assert convergence(known, target, "rank_distance")["step"] == 30
+    assert convergence(known, target, "rank_distance").step == 30
 
 
 def test_target_is_a_share_of_the_best_in_the_grid():
@@ -36,27 +37,28 @@ def test_target_is_a_share_of_the_best_in_the_grid():
 
 
 def test_dev_curve_averages_dev_tasks_and_skips_steps_without_evaluation():
-    log = [{"step": 0, "examples": 0, "seconds": 1.0, "loss": None,
-            "dev": {"a": {"multi": {"map": 0.2}}, "b": {"multi": {"map": 0.4}}}},
-           {"step": 1, "examples": 8, "seconds": 2.0, "loss": 3.0},
-           {"step": 2, "examples": 16, "seconds": 3.0, "loss": 2.0,
-            "dev": {"a": {"multi": {"map": 0.5}}, "b": {"multi": {"map": 0.7}}}}]
-    assert [(p["step"], p["value"]) for p in dev_curve(log, "multi/map")] == [(0, pytest.approx(0.3)),
-                                                                              (2, pytest.approx(0.6))]
+    log = [LogEntry(step=0, examples=0, seconds=1.0, dev={"a": {"multi": {"map": 0.2}}, "b": {"multi": {"map": 0.4}}}),
+           LogEntry(step=1, examples=8, seconds=2.0, loss=3.0),
+           LogEntry(step=2, examples=16, seconds=3.0, loss=2.0,
+                    dev={"a": {"multi": {"map": 0.5}}, "b": {"multi": {"map": 0.7}}})]
+    assert [(p.step, p.value) for p in dev_curve(log, "multi/map")] == [(0, pytest.approx(0.3)),
+                                                                        (2, pytest.approx(0.6))]
 
 
 def test_paired_test_on_known_cases():
     a = {(k, str(i)): 0.5 + 0.01 * (i % 7) for k in ("x", "y") for i in range(100)}
     shifted = {u: v + 0.05 + 0.001 * (hash(u) % 5) for u, v in a.items()}
     strong = paired_test(shifted, a)
-    assert strong["n"] == 200 and strong["difference"] == pytest.approx(0.052, abs=0.003) and strong["p"] < 1e-10
-    assert paired_test(a, dict(a))["p"] == 1.0
+    assert strong.n == 200 and strong.difference == pytest.approx(0.052, abs=0.003) and strong.p < 1e-10
+    assert paired_test(a, dict(a)).p == 1.0
     noise = {u: v + (0.01 if i % 2 else -0.01) for i, (u, v) in enumerate(sorted(a.items()))}
-    assert paired_test(noise, a)["p"] > 0.5
+    assert paired_test(noise, a).p > 0.5
 
 
 def test_per_query_units_average_over_seeds():
-    run = lambda value: {"test": {"t": {"per_query": {"multi": {"en": {"q1": {"map": value}}}}}}}  # noqa: E731
+    def run(value):
+        return CellResult(cell="c", strategy="s", seed=0, log=[],
+                          test={"t": {"per_query": {"multi": {"en": {"q1": {"map": value}}}}}})
     assert per_query_units([run(0.2), run(0.4)], "t", "multi", "map") == {("en", "q1"): pytest.approx(0.3)}
 
 

@@ -16,7 +16,7 @@ from tests.helpers import polyir
 @pytest.fixture(scope="module")
 def xquad_eval(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "xq"
-    result = polyir("prepare", "lareqa", data_dir / "xquad-r", out, "--holdout", "0.1", "--seed", "1")
+    result = polyir("prepare", "lareqa", data_dir / "xquad-r", out, "--holdout", "0.25", "--seed", "1")
     assert result.returncode == 0, result.stderr
     return out / "eval"
 
@@ -59,12 +59,12 @@ def test_metrics_are_reproduced_from_the_full_run(xquad_eval, minilm, tmp_path):
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "E" / "metrics.json").read_text())["eval"]
     assert set(metrics["summary"]) == {"mono", "cross", "multi"}
-    assert len(metrics["mono"]) == 11 and len(metrics["cross"]) == 110 and len(metrics["multi"]) == 11
+    assert len(metrics["mono"]) == 6 and len(metrics["cross"]) == 30 and len(metrics["multi"]) == 6
     assert "rank_distance" in metrics["summary"]["multi"] and "rank_distance" not in metrics["summary"]["mono"]
     # an English model retrieves English far better than it crosses languages
-    assert metrics["mono"]["en"]["map"] > 0.5 > metrics["cross"]["en->th"]["map"]
+    assert metrics["mono"]["en"]["map"] > 0.5 > metrics["cross"]["en->el"]["map"]
     run_path = tmp_path / "E" / "runs" / "eval.trec"
-    for setting, key in [("mono", "en"), ("mono", "zh"), ("cross", "de->en"), ("cross", "en->hi"),
+    for setting, key in [("mono", "en"), ("mono", "el"), ("cross", "de->en"), ("cross", "en->vi"),
                          ("multi", "en"), ("multi", "ru")]:
         expected, n = recompute(xquad_eval, run_path, setting, key)
         assert metrics[setting][key]["n"] == n

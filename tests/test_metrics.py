@@ -109,7 +109,7 @@ def test_faiss_backend_gives_the_exact_results():
     query_emb = torch.nn.functional.normalize(docs[near] + 0.3 * torch.randn(80, 16, generator=generator), dim=1)
     exact = evaluate_embeddings(task, query_emb, docs, depth=50)
     approx = evaluate_embeddings(task, query_emb, docs, depth=50, backend="faiss")
-    for setting, values in exact.table["summary"].items():
+    for setting, values in exact.table.summary.items():
         for name, value in values.items():
-            assert approx.table["summary"][setting][name] == pytest.approx(value, abs=1e-6), (setting, name)
-    assert exact.table["summary"]["multi"]["map"] > 0.3
+            assert approx.table.summary[setting][name] == pytest.approx(value, abs=1e-6), (setting, name)
+    assert exact.table.summary["multi"]["map"] > 0.3

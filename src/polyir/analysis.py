@@ -1,70 +1,152 @@
-"""From finished runs to evidence: dev curves and convergence speed, zero-shot scores over seeds, and paired
-significance tests on per-query scores."""
+"""From finished runs to evidence: dev curves and convergence speed, zero-shot scores over seeds, per-language
+tables and paired significance tests on per-query scores. Numbers only; report.py puts them in words and plots."""
 
 from __future__ import annotations
 
 import math
+import platform
+import time
 from collections import defaultdict
 from statistics import fmean, stdev
 
 from scipy import stats
 
+from polyir.config import CompareConfig, CompareDataConfig
 from polyir.evaluate.metrics import LOWER_IS_BETTER, best, better
+from polyir.results import (
+    CellResult,
+    Convergence,
+    CurvePoint,
+    LogEntry,
+    MeanStd,
+    PairedTest,
+    RunSummary,
+    StrategySummary,
+    Summary,
+)
 
 AXES = ("step", "examples", "seconds")
+QUESTION = ("How does hybrid batch training (mixing monolingual X-X batches and cross-lingual X-Y batches) compare "
+            "with gradient accumulation techniques (naive accumulation, and gradient caching) in convergence speed "
+            "and zero-shot cross-lingual retrieval quality?")
 
 
-def dev_curve(log: list[dict], metric_path: str) -> list[dict]:
-    """[{step, examples, seconds, value}] at every evaluation; value = the metric averaged over dev tasks."""
+def dev_curve(log: list[LogEntry], metric_path: str) -> list[CurvePoint]:
+    """The dev score at every evaluation: the metric averaged over dev tasks."""
     setting, metric = metric_path.split("/")
     curve = []
     for entry in log:
-        values = [summary[setting][metric] for summary in entry.get("dev", {}).values()
-                  if metric in summary.get(setting, {})]
+        values = [summary[setting][metric] for summary in entry.dev.values() if metric in summary.get(setting, {})]
         if values:
-            curve.append({"step": entry["step"], "examples": entry["examples"], "seconds": entry["seconds"],
-                          "value": fmean(values)})
+            curve.append(CurvePoint(step=entry.step, examples=entry.examples, seconds=entry.seconds,
+                                    value=fmean(values)))
     return curve
 
 
-def convergence(curve: list[dict], target: float, metric: str) -> dict:
+def convergence(curve: list[CurvePoint], target: float, metric: str) -> Convergence:
     """Steps, examples and seconds until the dev score first reaches `target` (None: never); the area under the
     dev curve over steps, divided by the steps covered (a mean score: higher is faster and better)."""
-    reached = next((point for point in curve if not better(metric, target, point["value"])), None)
-    out = {axis: (reached[axis] if reached else None) for axis in AXES}
-    span = curve[-1]["step"] - curve[0]["step"] if len(curve) > 1 else 0
-    area = sum((b["step"] - a["step"]) * (a["value"] + b["value"]) / 2 for a, b in zip(curve, curve[1:]))
-    out["auc"] = area / span if span else (curve[0]["value"] if curve else None)
-    out["best"] = best(metric, (p["value"] for p in curve)) if curve else None
-    return out
+    reached = next((point for point in curve if not better(metric, target, point.value)), None)
+    span = curve[-1].step - curve[0].step if len(curve) > 1 else 0
+    area = sum((b.step - a.step) * (a.value + b.value) / 2 for a, b in zip(curve, curve[1:]))
+    return Convergence(**{axis: getattr(reached, axis) if reached else None for axis in AXES},
+                       auc=area / span if span else (curve[0].value if curve else None),
+                       best=best(metric, (p.value for p in curve)) if curve else None)
 
 
-def target_value(curves: list[list[dict]], share: float, metric: str) -> float:
+def target_value(curves: list[list[CurvePoint]], share: float, metric: str) -> float:
     """share x the best dev score of the whole grid (for a lower-is-better metric: best / share)."""
-    top = best(metric, [p["value"] for curve in curves for p in curve])
+    top = best(metric, [p.value for curve in curves for p in curve])
     return top / share if metric in LOWER_IS_BETTER else top * share
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float]) -> MeanStd:
     return fmean(values), (stdev(values) if len(values) > 1 else 0.0)
 
 
-def per_query_units(results: list[dict], task: str, setting: str, metric: str) -> dict[tuple[str, str], float]:
+def per_query_units(results: list[CellResult], task: str, setting: str, metric: str) -> dict[tuple[str, str], float]:
     """{(language key, query id): metric} averaged over the seeds in `results` (one strategy's runs)."""
     sums: dict[tuple[str, str], list[float]] = defaultdict(list)
     for result in results:
-        for key, queries in result["test"][task]["per_query"].get(setting, {}).items():
+        for key, queries in result.test[task].per_query.get(setting, {}).items():
             for qid, values in queries.items():
                 if metric in values:
                     sums[(key, qid)].append(values[metric])
     return {unit: fmean(v) for unit, v in sums.items()}
 
 
-def paired_test(a: dict, b: dict) -> dict:
+def paired_test(a: dict, b: dict) -> PairedTest:
     """Paired t-test (scipy) of a against b over their shared units; mean difference a - b."""
     units = sorted(set(a) & set(b))
     x, y = [a[u] for u in units], [b[u] for u in units]
     diff = fmean(xi - yi for xi, yi in zip(x, y)) if units else math.nan
     if len(units) < 2 or all(xi == yi for xi, yi in zip(x, y)):
-        return {"n": len(units), "difference": diff, "p": 1.0 if units else math.nan}
-    return {"n": len(units), "difference": diff, "p": float(stats.ttest_rel(x, y).pvalue)}
+        return PairedTest(n=len(units), difference=diff, p=1.0 if units else math.nan)
+    return PairedTest(n=len(units), difference=diff, p=float(stats.ttest_rel(x, y).pvalue))
+
+
+def summarise(config: CompareConfig, data: CompareDataConfig, results: list[CellResult], source: str) -> Summary:
+    """Every number of the comparison; `source` says where the prepared data came from."""
+    metric_path, share = config.eval.metric, config.target
+    metric = metric_path.split("/")[1]
+    curves = {r.cell: dev_curve(r.log, metric_path) for r in results}
+    target = target_value(list(curves.values()), share, metric)
+    by_strategy: dict[str, list[CellResult]] = defaultdict(list)
+    runs: dict[str, list[RunSummary]] = defaultdict(list)
+    for r in results:
+        steps = [e for e in r.log if e.loss is not None]
+        by_strategy[r.strategy].append(r)
+        runs[r.strategy].append(RunSummary(
+            cell=r.cell, strategy=r.strategy, seed=r.seed, curve=curves[r.cell],
+            convergence=convergence(curves[r.cell], target, metric),
+            pairs_per_second=sum(e.pairs_per_second for e in steps) / max(1, len(steps)),
+            peak_memory_gib=max((e.peak_memory_gib for e in steps), default=None),
+            test={task: evaluation.table.summary for task, evaluation in r.test.items()}))
+    strategies = {name: _aggregate(group) for name, group in runs.items()}
+    reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
+    return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
+                   training_languages=data.languages, data=source, runs=[run for r in runs.values() for run in r],
+                   strategies=strategies, significance=_significance(by_strategy, reference, config.test.metric),
+                   per_language=_per_language(by_strategy), machine=f"{platform.machine()}, {platform.system()}",
+                   date=time.strftime("%Y-%m-%d"))
+
+
+def _aggregate(group: list[RunSummary]) -> StrategySummary:
+    to_target = {}
+    for axis in AXES:
+        reached = [getattr(r.convergence, axis) for r in group if getattr(r.convergence, axis) is not None]
+        to_target[f"{axis}_to_target"] = sum(reached) / len(reached) if len(reached) == len(group) else None
+    test: dict = {}
+    for task, settings in group[0].test.items():
+        for setting, metrics in settings.items():
+            test.setdefault(task, {})[setting] = {name: mean_std([r.test[task][setting][name] for r in group])
+                                                  for name in metrics}
+    return StrategySummary(seeds=len(group), **to_target, auc=mean_std([r.convergence.auc for r in group]),
+                           best_dev=mean_std([r.convergence.best for r in group]),
+                           pairs_per_second=sum(r.pairs_per_second for r in group) / len(group),
+                           peak_memory_gib=max((r.peak_memory_gib or 0.0) for r in group), test=test)
+
+
+def _significance(by_strategy: dict[str, list[CellResult]], reference: str, metric: str) -> dict:
+    """Each strategy against the reference, per test task and setting, on per-query scores."""
+    out: dict = {}
+    for task, evaluation in by_strategy[reference][0].test.items():
+        for setting in evaluation.per_query:
+            base = per_query_units(by_strategy[reference], task, setting, metric)
+            for name, group in by_strategy.items():
+                if name != reference:
+                    test = paired_test(per_query_units(group, task, setting, metric), base)
+                    out.setdefault(task, {}).setdefault(setting, {})[name] = test
+    return out
+
+
+def _per_language(by_strategy: dict[str, list[CellResult]]) -> dict:
+    """{task: {setting: {language or pair: {strategy: map averaged over seeds}}}}."""
+    out: dict = {}
+    for name, group in by_strategy.items():
+        for task, evaluation in group[0].test.items():
+            for setting in evaluation.table.settings:
+                for key in evaluation.table.setting(setting):
+                    values = [r.test[task].table.setting(setting)[key]["map"] for r in group]
+                    out.setdefault(task, {}).setdefault(setting, {}).setdefault(key, {})[name] = fmean(values)
+    return out

@@ -7,14 +7,16 @@ damaged one."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
-import warnings
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_model, save_model
 
 from polyir.files import atomic_dir, sha256
+
+log = logging.getLogger(__name__)
 
 WEIGHTS, STATE, MANIFEST = "model.safetensors", "trainer_state.pt", "manifest.json"
 
@@ -58,7 +60,7 @@ def newest(folder: Path) -> Path | None:
         reason = problem(checkpoint)
         if reason is None:
             return checkpoint
-        warnings.warn(f"skipping damaged checkpoint {checkpoint}: {reason}", stacklevel=2)
+        log.warning("skipping damaged checkpoint %s: %s", checkpoint, reason)
     return None
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import traceback
 from pathlib import Path
@@ -72,6 +73,24 @@ def prepare_bitext(
         write_beir(task, staging)
     console.print(f"{out_dir}: {len(task.queries)} queries, {len(task.corpus)} documents, "
                   f"languages {', '.join(task.query_languages)} -> {', '.join(task.corpus_languages)}")
+
+
+class _Messages(logging.Formatter):
+    """polyir's log records as the CLI shows them: the message, with `warning:` / `error:` before it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def _show_logs() -> None:
+    """The library logs through `logging` (polyir.*); the command line shows its INFO and above on stderr."""
+    logger = logging.getLogger("polyir")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Messages("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _quiet_libraries(quiet: bool) -> None:
@@ -148,7 +167,8 @@ def evaluate(
                                        run_path=staging / "runs" / f"{retrieval_task.name}.trec",
                                        show_progress=not quiet, backend=search)
             results[retrieval_task.name] = evaluation.table
-        (staging / "metrics.json").write_text(json.dumps(results, indent=2))
+        metrics = {name: table.as_json() for name, table in results.items()}
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
     for name, table in results.items():
         print_summary(name, table)
 
@@ -187,6 +207,7 @@ def compare(
     from importlib.resources import files
 
     from polyir import report
+    from polyir.analysis import summarise
     from polyir.config import CompareConfig
     from polyir.experiment import run_grid
 
@@ -195,10 +216,10 @@ def compare(
                  if value is not None}
     source = config or Path(str(files("polyir") / "defaults" / "compare.yaml"))
     settings = CompareConfig.load(source, **{k: str(v) for k, v in overrides.items()})
-    data, results = run_grid(settings, data_dir, show_progress=not quiet)
-    summary = report.summarise(settings, data, results)
-    report.write(Path(settings.output_dir), settings, summary, "polyir " + " ".join(sys.argv[1:]))
-    for line in summary["answer"]:
+    data, results, source = run_grid(settings, data_dir, show_progress=not quiet)
+    summary = report.write(Path(settings.output_dir), settings, summarise(settings, data, results, source),
+                           "polyir " + " ".join(sys.argv[1:]))
+    for line in summary.answer:
         print(line)
     console.print(f"report: {Path(settings.output_dir) / 'report.md'}")
 
@@ -212,8 +233,9 @@ def default_task(data_dir: Path | None):
     return evaluation_task(by_lang, list(range(article_count(by_lang))), name="xquad-r")
 
 
-def print_summary(name: str, table: dict) -> None:
-    summary = table["summary"]
+def print_summary(name: str, table) -> None:
+    """A task's macro averages (a results.TaskMetrics) as a table on the terminal."""
+    summary = table.summary
     metrics = list(dict.fromkeys(m for values in summary.values() for m in values))
     view = Table(title=f"{name} (macro averages)")
     view.add_column("setting")
@@ -221,12 +243,13 @@ def print_summary(name: str, table: dict) -> None:
     for metric in metrics:
         view.add_column(metric, justify="right")
     for setting, values in summary.items():
-        count = sum(entry["n"] for entry in table[setting].values())
+        count = sum(entry["n"] for entry in table.setting(setting).values())
         view.add_row(setting, str(count), *(f"{values[m]:.4g}" if m in values else "" for m in metrics))
     Console(width=max(140, console.width)).print(view)
 
 
 def main() -> None:
+    _show_logs()
     try:
         app(standalone_mode=True)
     except InputError as error:

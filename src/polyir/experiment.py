@@ -4,7 +4,7 @@ zero-shot on the test tasks. Cells already complete are skipped; a half-finished
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import random
 from dataclasses import dataclass
@@ -18,21 +18,13 @@ from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
 from polyir.files import atomic_dir, atomic_file
 from polyir.model import BiEncoder
+from polyir.results import CellResult, LogEntry
 from polyir.train import Trainer
 
 RESULT = "result.json"
+SOURCE = "SOURCE"  # in the prepared data folder: where its text came from
 
-
-def sampling_name(sampling: SamplingConfig) -> str:
-    return f"hybrid(α={sampling.alpha:g})" if sampling.strategy == "hybrid" else sampling.strategy
-
-
-def step_name(step: StepConfig) -> str:
-    if step.strategy == "accumulation":
-        return f"accumulation({math.ceil(step.batch_size / step.micro_batch_size)}×{step.micro_batch_size})"
-    if step.strategy == "gradcache":
-        return f"gradcache({step.batch_size}, chunk {step.chunk_size})"
-    return f"full({step.batch_size})"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,16 +36,12 @@ class Cell:
     @property
     def strategy(self) -> str:
         """What the comparison compares: sampling and step strategy (seeds are repetitions)."""
-        return f"{sampling_name(self.sampling)} + {step_name(self.step)}"
+        return f"{self.sampling.label} + {self.step.label}"
 
     @property
     def name(self) -> str:
         """A folder name: hybrid-a0.5__gradcache-512x64__seed0."""
-        sampling, step = self.sampling, self.step
-        alpha = f"-a{sampling.alpha:g}" if sampling.strategy == "hybrid" else ""
-        inner = {"full": None, "accumulation": step.micro_batch_size, "gradcache": step.chunk_size}[step.strategy]
-        size = f"{step.batch_size}" + (f"x{inner}" if inner else "")
-        return f"{sampling.strategy}{alpha}__{step.strategy}-{size}__seed{self.seed}"
+        return f"{self.sampling.slug}__{self.step.slug}__seed{self.seed}"
 
 
 def expand(config: CompareConfig) -> list[Cell]:
@@ -64,14 +52,14 @@ def expand(config: CompareConfig) -> list[Cell]:
     return cells
 
 
-def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> CompareDataConfig:
-    """The data every cell shares: given files, or XQuAD-R split by article (and a FLORES bitext task) written
-    once into output_dir/data."""
+def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> tuple[CompareDataConfig, str]:
+    """The data every cell shares, and where it came from: given files, or XQuAD-R split by article (and a FLORES
+    bitext task) written once into output_dir/data."""
     if config.dataset is None:
-        return config.data
+        return config.data, "the files of data.train, data.dev and data.test"
     from polyir.data.bitext import bitext_task
     from polyir.data.lareqa import article_count, evaluation_task, read_lareqa, training_examples
-    from polyir.data.sources import locate
+    from polyir.data.sources import is_sample, locate
 
     dataset, folder = config.dataset, Path(config.output_dir) / "data"
     languages = config.data.languages
@@ -79,8 +67,11 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> CompareD
     prepared = CompareDataConfig(train=folder / "train.jsonl", languages=languages, dev=[folder / "xquad-r-dev"],
                                  test=test_tasks)
     if folder.is_dir():
-        return prepared
-    by_lang = read_lareqa(locate(dataset.name, data_dir))
+        return prepared, (folder / SOURCE).read_text().strip() if (folder / SOURCE).is_file() else str(folder)
+    located = locate(dataset.name, data_dir, dataset.languages)
+    source = (f"the {dataset.name} sample bundled with polyir ({located}), not the full data set"
+              if is_sample(located) else f"{dataset.name} from {located}")
+    by_lang = read_lareqa(located)
     if dataset.languages:
         unknown = sorted(set(dataset.languages) - set(by_lang))
         if unknown:
@@ -96,6 +87,7 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> CompareD
     if dataset.bitext and data_dir is None:
         raise InputError("dataset.bitext needs --data-dir with a flores-sib200/ folder")
     with atomic_dir(folder) as staging:
+        (staging / SOURCE).write_text(source + "\n")
         write_train(training_examples(by_lang, train), staging / "train.jsonl")
         for name, articles in (("xquad-r-dev", dev), ("xquad-r-test", test)):
             (staging / name).mkdir()
@@ -104,7 +96,7 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> CompareD
             (staging / "flores-bitext").mkdir()
             write_beir(bitext_task(Path(data_dir) / "flores-sib200", dataset.bitext_pivot, dataset.bitext),
                        staging / "flores-bitext")
-    return prepared
+    return prepared, source
 
 
 def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> TrainConfig:
@@ -125,33 +117,32 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
                        sampling=cell.sampling, step=cell.step)
 
 
-def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True) -> dict:
+def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True) -> CellResult:
     """Train (or resume) one cell, evaluate its best model on the test tasks, and record both in result.json."""
     train = train_config(config, cell, data)
     folder = Path(train.output_dir)
     if (folder / RESULT).is_file():
-        return json.loads((folder / RESULT).read_text())
+        return CellResult.model_validate_json((folder / RESULT).read_text())
     Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress).run()
     model = BiEncoder.from_pretrained(folder / "model").to("cuda" if torch.cuda.is_available() else "cpu")
     test = {}
     for path in data.test:
         task = read_beir(path, lang=data.dev_lang)
-        evaluation = evaluate_task(model, task, config.test.depth, config.eval.batch_size, show_progress=False)
-        test[task.name] = {"table": evaluation.table, "per_query": evaluation.per_query}
-    log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
-    result = {"cell": cell.name, "strategy": cell.strategy, "seed": cell.seed, "log": log, "test": test}
+        test[task.name] = evaluate_task(model, task, config.test.depth, config.eval.batch_size, show_progress=False)
+    entries = [LogEntry.model_validate_json(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    result = CellResult(cell=cell.name, strategy=cell.strategy, seed=cell.seed, log=entries, test=test)
     with atomic_file(folder / RESULT) as out:
-        json.dump(result, out)
+        out.write(result.model_dump_json())
     return result
 
 
 def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True
-             ) -> tuple[CompareDataConfig, list[dict]]:
-    data = prepare_data(config, data_dir)
+             ) -> tuple[CompareDataConfig, list[CellResult], str]:
+    """Every cell's result, the data they shared and where it came from."""
+    data, source = prepare_data(config, data_dir)
     cells = expand(config)
     results = []
     for index, cell in enumerate(cells, start=1):
-        if show_progress:
-            print(f"[{index}/{len(cells)}] {cell.name}", flush=True)
+        log.info("[%d/%d] %s", index, len(cells), cell.name)
         results.append(run_cell(config, cell, data, show_progress))
-    return data, results
+    return data, results, source

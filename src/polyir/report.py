@@ -1,177 +1,88 @@
-"""The comparison's report: results.json (every number), report.md (question, answer, setup, tables) and PNG
-plots (dev curves against steps, examples and seconds; per-language bars; language bias)."""
+"""The comparison's report, rendered from analysis.summarise's numbers: results.json (every number), report.md
+(question, answer, setup, tables) and PNG plots (dev curves against steps, examples and seconds; per-language bars;
+language bias)."""
 
 from __future__ import annotations
 
-import json
-import platform
-import time
-from collections import defaultdict
 from pathlib import Path
 
-from polyir.analysis import (
-    AXES,
-    LOWER_IS_BETTER,
-    convergence,
-    dev_curve,
-    mean_std,
-    paired_test,
-    per_query_units,
-    target_value,
-)
-from polyir.config import CompareConfig, CompareDataConfig
+from polyir.config import CompareConfig
 from polyir.files import atomic_file
-
-QUESTION = ("How does hybrid batch training (mixing monolingual X-X batches and cross-lingual X-Y batches) compare "
-            "with gradient accumulation techniques (naive accumulation, and gradient caching) in convergence speed "
-            "and zero-shot cross-lingual retrieval quality?")
+from polyir.results import Summary
 
 
-def summarise(config: CompareConfig, data: CompareDataConfig, results: list[dict]) -> dict:
-    metric_path, share = config.eval.metric, config.target
-    metric = metric_path.split("/")[1]
-    curves = {r["cell"]: dev_curve(r["log"], metric_path) for r in results}
-    target = target_value(list(curves.values()), share, metric)
-    runs = []
-    for r in results:
-        steps = [e for e in r["log"] if e.get("loss") is not None]
-        runs.append({"cell": r["cell"], "strategy": r["strategy"], "seed": r["seed"], "curve": curves[r["cell"]],
-                     "convergence": convergence(curves[r["cell"]], target, metric),
-                     "pairs_per_second": sum(e["pairs_per_second"] for e in steps) / max(1, len(steps)),
-                     "peak_memory_gib": max((e["peak_memory_gib"] for e in steps), default=None),
-                     "test": {task: t["table"]["summary"] for task, t in r["test"].items()}})
-    by_strategy: dict[str, list[dict]] = defaultdict(list)
-    for run in runs:
-        by_strategy[run["strategy"]].append(run)
-    strategies = {name: _aggregate(group) for name, group in by_strategy.items()}
-    reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
-    results_by = defaultdict(list)
-    for r in results:
-        results_by[r["strategy"]].append(r)
-    significance, per_language = _significance(results_by, reference, config.test.metric), _per_language(results_by)
-    summary = {"question": QUESTION, "metric": metric_path, "target_share": share, "target": target,
-               "reference": reference, "training_languages": data.languages, "runs": runs,
-               "strategies": strategies, "significance": significance, "per_language": per_language,
-               "machine": f"{platform.machine()}, {platform.system()}", "date": time.strftime("%Y-%m-%d")}
-    summary["answer"] = _answer(summary, config.test.metric)
-    return summary
-
-
-def _aggregate(group: list[dict]) -> dict:
-    out: dict = {"seeds": len(group)}
-    for axis in AXES:
-        reached = [r["convergence"][axis] for r in group if r["convergence"][axis] is not None]
-        out[f"{axis}_to_target"] = sum(reached) / len(reached) if len(reached) == len(group) else None
-    out["auc"] = mean_std([r["convergence"]["auc"] for r in group])
-    out["best_dev"] = mean_std([r["convergence"]["best"] for r in group])
-    out["pairs_per_second"] = sum(r["pairs_per_second"] for r in group) / len(group)
-    out["peak_memory_gib"] = max((r["peak_memory_gib"] or 0.0) for r in group)
-    test: dict = {}
-    for task in group[0]["test"]:
-        for setting, metrics in group[0]["test"][task].items():
-            for name in metrics:
-                values = [r["test"][task][setting][name] for r in group]
-                test.setdefault(task, {}).setdefault(setting, {})[name] = mean_std(values)
-    out["test"] = test
-    return out
-
-
-def _significance(results_by: dict[str, list[dict]], reference: str, metric: str) -> dict:
-    """Each strategy against the reference, per test task and setting, on per-query scores."""
-    out: dict = {}
-    first = results_by[reference][0]["test"]
-    for task, payload in first.items():
-        for setting in payload["per_query"]:
-            base = per_query_units(results_by[reference], task, setting, metric)
-            for name, group in results_by.items():
-                if name != reference:
-                    test = paired_test(per_query_units(group, task, setting, metric), base)
-                    out.setdefault(task, {}).setdefault(setting, {})[name] = test
-    return out
-
-
-def _per_language(results_by: dict[str, list[dict]]) -> dict:
-    """{task: {setting: {language or pair: {strategy: mean map over seeds}}}}."""
-    out: dict = {}
-    for name, group in results_by.items():
-        for task, payload in group[0]["test"].items():
-            for setting in ("mono", "cross", "multi"):
-                for key in payload["table"].get(setting, {}):
-                    values = [r["test"][task]["table"][setting][key]["map"] for r in group]
-                    out.setdefault(task, {}).setdefault(setting, {}).setdefault(key, {})[name] = sum(values) / len(
-                        values)
-    return out
-
-
-def _answer(summary: dict, metric: str) -> list[str]:
+def answer(summary: Summary, metric: str) -> list[str]:
     """One line on convergence, then one per test task and setting: every strategy against the reference."""
-    reference, strategies = summary["reference"], summary["strategies"]
-    ref_steps = strategies[reference]["step_to_target"]
+    reference, strategies = summary.reference, summary.strategies
+    ref_steps = strategies[reference].step_to_target
 
     def speed(name: str) -> str:
-        steps = strategies[name]["step_to_target"]
+        steps = strategies[name].step_to_target
         if steps is None:
             return f"{name}: never"
         relative = f" ({steps / ref_steps:.2f}× the reference)" if ref_steps and name != reference else ""
-        return f"{name}: {steps:g} steps, {strategies[name]['seconds_to_target']:.0f} s{relative}"
+        return f"{name}: {steps:g} steps, {strategies[name].seconds_to_target:.0f} s{relative}"
 
-    lines = [f"Convergence, steps to {summary['target_share']:.0%} of the best dev {summary['metric']} "
-             f"({summary['target']:.4f}): " + "; ".join(speed(name) for name in strategies) + "."]
-    for task, settings in summary["significance"].items():
+    lines = [f"Convergence, steps to {summary.target_share:.0%} of the best dev {summary.metric} "
+             f"({summary.target:.4f}): " + "; ".join(speed(name) for name in strategies) + "."]
+    for task, settings in summary.significance.items():
         for setting, tests in settings.items():
-            value = strategies[reference]["test"][task][setting][metric][0]
-            others = "; ".join(f"{name} {t['difference']:+.4f} (p = {t['p']:.3g})" for name, t in tests.items())
+            value = strategies[reference].test[task][setting][metric][0]
+            others = "; ".join(f"{name} {t.difference:+.4f} (p = {t.p:.3g})" for name, t in tests.items())
             lines.append(f"{task}, {setting} {metric}: {reference} {value:.4f}; {others}.")
     return lines
 
 
-def write(out: Path, config: CompareConfig, summary: dict, command: str) -> None:
+def write(out: Path, config: CompareConfig, summary: Summary, command: str) -> Summary:
+    """results.json, report.md and plots/; returns the summary with its answer in words."""
+    summary = summary.model_copy(update={"answer": answer(summary, config.test.metric)})
     plots = _plots(out / "plots", summary)
     with atomic_file(out / "results.json") as handle:
-        json.dump(summary, handle, indent=1)
+        handle.write(summary.model_dump_json(indent=1))
     with atomic_file(out / "report.md") as handle:
         handle.write(_markdown(config, summary, plots, command))
+    return summary
 
 
-def _plots(folder: Path, summary: dict) -> list[str]:
+def _plots(folder: Path, summary: Summary) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    names = list(summary["strategies"])
+    names = list(summary.strategies)
     colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(names)}
     files = []
     for axis, label in (("step", "optimiser steps"), ("examples", "examples seen"), ("seconds", "wall-clock seconds")):
         figure, ax = plt.subplots(figsize=(9, 5.5))
-        for run in summary["runs"]:
-            points = run["curve"]
-            ax.plot([p[axis] for p in points], [p["value"] for p in points], marker="o", markersize=3,
-                    color=colours[run["strategy"]], alpha=0.9, linestyle=["-", "--", ":", "-."][run["seed"] % 4],
-                    label=run["strategy"] if run["seed"] == min(r["seed"] for r in summary["runs"]) else None)
-        ax.axhline(summary["target"], color="grey", linewidth=0.8, linestyle="--",
-                   label=f"target ({summary['target_share']:.0%} of best)")
+        first_seed = min(r.seed for r in summary.runs)
+        for run in summary.runs:
+            ax.plot([getattr(p, axis) for p in run.curve], [p.value for p in run.curve], marker="o", markersize=3,
+                    color=colours[run.strategy], alpha=0.9, linestyle=["-", "--", ":", "-."][run.seed % 4],
+                    label=run.strategy if run.seed == first_seed else None)
+        ax.axhline(summary.target, color="grey", linewidth=0.8, linestyle="--",
+                   label=f"target ({summary.target_share:.0%} of best)")
         ax.set_xlabel(label)
-        ax.set_ylabel(f"dev {summary['metric']}")
-        ax.set_title(f"Dev {summary['metric']} against {label}")
+        ax.set_ylabel(f"dev {summary.metric}")
+        ax.set_title(f"Dev {summary.metric} against {label}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         figure.tight_layout()
         files.append(f"dev_vs_{axis}.png")
         figure.savefig(folder / files[-1], dpi=110)
         plt.close(figure)
-    task = next(iter(summary["per_language"]), None)
+    task = next(iter(summary.per_language), None)
     if task:
-        setting = "mono" if "mono" in summary["per_language"][task] else next(iter(summary["per_language"][task]))
-        table = summary["per_language"][task][setting]
+        setting = "mono" if "mono" in summary.per_language[task] else next(iter(summary.per_language[task]))
+        table = summary.per_language[task][setting]
         keys = sorted(table)
         figure, ax = plt.subplots(figsize=(max(8, len(keys) * 0.9) + 4, 5))
         width = 0.8 / len(names)
         for i, name in enumerate(names):
             ax.bar([k + i * width for k in range(len(keys))], [table[key].get(name, 0.0) for key in keys], width,
                    color=colours[name], label=name)
-        trained = set(summary["training_languages"] or [])
+        trained = set(summary.training_languages or [])
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))],
                       [key + ("" if not trained or key in trained else "†") for key in keys])
         ax.set_ylabel(f"{setting} map")
@@ -182,7 +93,7 @@ def _plots(folder: Path, summary: dict) -> list[str]:
         files.append("per_language.png")
         figure.savefig(folder / files[-1], dpi=110)
         plt.close(figure)
-        distances = [(name, summary["strategies"][name]["test"][task].get("multi", {}).get("rank_distance"))
+        distances = [(name, summary.strategies[name].test[task].get("multi", {}).get("rank_distance"))
                      for name in names]
         distances = [(n, d) for n, d in distances if d]
         if distances:
@@ -207,54 +118,55 @@ def _fmt(value, digits: int = 4, spread: bool = True) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def _markdown(config: CompareConfig, summary: dict, plots: list[str], command: str) -> str:
+def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command: str) -> str:
     s, metric = summary, config.test.metric
     spread = len(config.grid.seeds) > 1
     cadence = (f"every {config.eval.every_examples} examples" if config.eval.every_examples
                else f"every {config.eval.every_steps} steps")
-    lines = [f"# polyir comparison: {config.output_dir}", "", "## The question", "", s["question"], "",
+    lines = [f"# polyir comparison: {config.output_dir}", "", "## The question", "", s.question, "",
              "## The answer", ""]
-    lines += [f"- {line}" for line in s["answer"]]
+    lines += [f"- {line}" for line in s.answer]
     budget = {k: v for k, v in config.budget.model_dump().items() if v is not None}
-    trained = s["training_languages"] or "all languages of the training data"
+    trained = s.training_languages or "all languages of the training data"
     lines += ["", "## Setup", "",
               f"- Model: `{config.model.name_or_path}` (pooling {config.model.pooling}, prefixes "
               f"{config.model.query_prefix!r} / {config.model.passage_prefix!r})",
+              f"- Data: {s.data}",
               f"- Training languages: {trained}; every other language is zero-shot (marked †).",
-              f"- Grid: {len(s['strategies'])} strategies × seeds {config.grid.seeds}; budget {budget} per run; "
+              f"- Grid: {len(s.strategies)} strategies × seeds {config.grid.seeds}; budget {budget} per run; "
               f"lr {config.optim.lr:g}, temperature {config.optim.temperature:g}, warm-up {config.optim.warmup_steps}",
-              f"- Dev metric `{s['metric']}` {cadence}; target = "
-              f"{s['target_share']:.0%} of the grid's best dev score = {s['target']:.4f}. "
-              f"Reference strategy: **{s['reference']}**.",
+              f"- Dev metric `{s.metric}` {cadence}; target = "
+              f"{s.target_share:.0%} of the grid's best dev score = {s.target:.4f}. "
+              f"Reference strategy: **{s.reference}**.",
               f"- Significance: paired t-test (scipy) on per-query {metric}, averaged over seeds, against the "
               "reference; differences are strategy minus reference.",
-              f"- Machine: {s['machine']}; date {s['date']}; command `{command}`", "",
+              f"- Machine: {s.machine}; date {s.date}; command `{command}`", "",
               "## Convergence speed", "",
               "| strategy | steps to target | examples to target | seconds to target | dev AUC (mean score) | "
               "best dev | pairs/s | peak GiB |", "|---|---|---|---|---|---|---|---|"]
-    for name, a in s["strategies"].items():
-        lines.append(f"| {name} | {_fmt(a['step_to_target'])} | {_fmt(a['examples_to_target'])} | "
-                     f"{_fmt(a['seconds_to_target'], 3)} | {_fmt(a['auc'], spread=spread)} | "
-                     f"{_fmt(a['best_dev'], spread=spread)} | "
-                     f"{a['pairs_per_second']:.1f} | {a['peak_memory_gib']:.2f} |")
+    for name, a in s.strategies.items():
+        lines.append(f"| {name} | {_fmt(a.step_to_target)} | {_fmt(a.examples_to_target)} | "
+                     f"{_fmt(a.seconds_to_target, 3)} | {_fmt(a.auc, spread=spread)} | "
+                     f"{_fmt(a.best_dev, spread=spread)} | {a.pairs_per_second:.1f} | {a.peak_memory_gib:.2f} |")
     lines += ["", "## Zero-shot quality (test tasks" + (", mean ± std over seeds)" if spread else ", one seed)"), ""]
-    for task in next(iter(s["strategies"].values()))["test"]:
-        settings = list(next(iter(s["strategies"].values()))["test"][task])
+    first = next(iter(s.strategies.values()))
+    for task in first.test:
+        settings = list(first.test[task])
         lines += [f"### {task}", "", "| strategy | " + " | ".join(f"{x} {metric}" for x in settings) +
                   " | " + " | ".join(f"p ({x})" for x in settings) + " |", "|---" * (1 + 2 * len(settings)) + "|"]
-        for name, a in s["strategies"].items():
-            values = [_fmt(a["test"][task][x].get(metric), spread=spread) for x in settings]
-            tests = s["significance"].get(task, {})
-            ps = ["ref." if name == s["reference"] else f"{tests[x][name]['p']:.3g}" if name in tests.get(x, {})
+        for name, a in s.strategies.items():
+            values = [_fmt(a.test[task][x].get(metric), spread=spread) for x in settings]
+            tests = s.significance.get(task, {})
+            ps = ["ref." if name == s.reference else f"{tests[x][name].p:.3g}" if name in tests.get(x, {})
                   else "" for x in settings]
             lines.append(f"| {name} | " + " | ".join(values) + " | " + " | ".join(ps) + " |")
         lines.append("")
-    for task, settings in s["per_language"].items():
+    for task, settings in s.per_language.items():
         for setting in ("mono", "multi"):
             if setting not in settings:
                 continue
-            table, names = settings[setting], list(s["strategies"])
-            trained = set(s["training_languages"] or [])
+            table, names = settings[setting], list(s.strategies)
+            trained = set(s.training_languages or [])
             lines += [f"### {task}: {setting} map per language (mean over seeds; † = never in training)", "",
                       "| language | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
             for key in sorted(table):
@@ -263,14 +175,12 @@ def _markdown(config: CompareConfig, summary: dict, plots: list[str], command: s
                              + " |")
             lines.append("")
     lines += ["## Language bias (rank distance in the multi setting; lower is better)", "",
-              "| strategy | " + " | ".join(s["per_language"]) + " |", "|---" * (1 + len(s["per_language"])) + "|"]
-    for name, a in s["strategies"].items():
-        distances = [a["test"][task].get("multi", {}).get("rank_distance") for task in s["per_language"]]
+              "| strategy | " + " | ".join(s.per_language) + " |", "|---" * (1 + len(s.per_language)) + "|"]
+    for name, a in s.strategies.items():
+        distances = [a.test[task].get("multi", {}).get("rank_distance") for task in s.per_language]
         lines.append(f"| {name} | " + " | ".join(_fmt(d, 1, spread) for d in distances) + " |")
     lines += ["", "## Plots", ""] + [f"![{p}](plots/{p})" for p in plots]
     lines += ["", "Every number above, per run and per strategy, is in `results.json`; each run's log, checkpoints "
               "and best model are under `runs/<cell>/`.", ""]
     return "\n".join(lines)
 
-
-__all__ = ["LOWER_IS_BETTER", "summarise", "write"]

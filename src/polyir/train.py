@@ -228,7 +228,7 @@ class Trainer:
         """Dev summaries; the model is saved as model/ when the configured metric improves."""
         config = self.config
         summaries = {task.name: evaluate_task(self.model, task, config.eval.depth, config.eval.batch_size,
-                                              show_progress=False, world=self.world).table["summary"]
+                                              show_progress=False, world=self.world).table.summary
                      for task in self.dev}
         values = [s[self.setting][self.metric] for s in summaries.values() if self.metric in s.get(self.setting, {})]
         if values:

@@ -23,7 +23,17 @@ from polyir.files import sha256
 class Source:
     name: str
     base_url: str
-    files: dict[str, str]  # file name -> sha256
+    files: dict[str, str]  # file name (<language>.<extension>) -> sha256
+
+    def needed(self, languages: list[str] | None = None) -> list[str]:
+        """The files that hold `languages` (all of them for None)."""
+        if languages is None:
+            return list(self.files)
+        by_language = {Path(name).stem: name for name in self.files}
+        unknown = sorted(set(languages) - set(by_language))
+        if unknown:
+            raise InputError(f"{self.name} has no language {', '.join(unknown)}; it has {', '.join(by_language)}")
+        return [by_language[lang] for lang in languages]
 
 
 LAREQA_COMMIT = "5405d2a77e83d5ccb47623a3f9e5604c3f103193"
@@ -55,10 +65,12 @@ def cache_dir() -> Path:
     return Path(os.environ.get("POLYIR_CACHE", Path.home() / ".cache" / "polyir"))
 
 
-def download(source: Source, target: Path) -> Path:
-    """Fetch every file of `source` that `target` lacks, verify its checksum, and move it into place."""
+def download(source: Source, target: Path, names: list[str] | None = None) -> Path:
+    """Fetch every file of `source` (or those `names`) that `target` lacks, verify its checksum, and move it into
+    place."""
     target.mkdir(parents=True, exist_ok=True)
-    for name, expected in source.files.items():
+    for name in names or source.files:
+        expected = source.files[name]
         if (target / name).is_file():
             continue
         handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=target)
@@ -78,24 +90,29 @@ def download(source: Source, target: Path) -> Path:
     return target
 
 
-def locate(name: str, data_dir: str | Path | None = None) -> Path:
-    """The folder of data set `name`: `data_dir/name` when given, else the cache (downloaded on first use), else,
-    when the source cannot be reached, the bundled sample (see `is_sample`)."""
+def locate(name: str, data_dir: str | Path | None = None, languages: list[str] | None = None) -> Path:
+    """The folder of data set `name` holding `languages` (default: all of them): `data_dir/name` when given, else
+    the cache (downloaded on first use), else, when the source cannot be reached, the bundled sample (see
+    `is_sample`) if it holds them."""
     source = SOURCES[name]
+    needed = source.needed(languages)
     if data_dir is not None:
-        folder = Path(data_dir) / name
-        missing = [f for f in source.files if not (folder / f).is_file()]
-        if missing:
-            raise InputError(f"expected {name}/ with {', '.join(missing)} here", folder)
-        return folder
+        return _holding(Path(data_dir) / name, needed)
     try:
-        return download(source, cache_dir() / name)
+        return download(source, cache_dir() / name, needed)
     except Unreachable as error:
-        if not (SAMPLE / name).is_dir():
+        if not all((SAMPLE / name / file).is_file() for file in needed):
             raise
         log.warning("%s; using the excerpt of %s bundled with polyir instead (%s): a sample, not the benchmark",
                     error, name, SAMPLE / "README.md")
         return SAMPLE / name
+
+
+def _holding(folder: Path, needed: list[str]) -> Path:
+    missing = [file for file in needed if not (folder / file).is_file()]
+    if missing:
+        raise InputError(f"expected {folder.name}/ with {', '.join(missing)} here", folder)
+    return folder
 
 
 def is_sample(folder: Path) -> bool:

@@ -6,7 +6,7 @@ runs), their merge (the multi run over the pooled corpus), and the exact rank of
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 
@@ -26,16 +26,7 @@ from polyir.evaluate.metrics import (
 from polyir.evaluate.search import NO_DOC, Scored, count_above, top_k, top_k_faiss
 from polyir.files import atomic_file
 from polyir.model import BiEncoder
-
-SETTINGS = ("mono", "cross", "multi")
-
-
-@dataclass
-class TaskEvaluation:
-    """The metrics.json entry of a task and the per-query values behind it: per_query[setting][key][query id]."""
-
-    table: dict
-    per_query: dict[str, dict[str, dict[str, dict[str, float]]]] = field(default_factory=dict)
+from polyir.results import SETTINGS, TaskEvaluation
 
 
 @dataclass
@@ -164,7 +155,7 @@ def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: t
     for q, query in enumerate(task.queries):
         by_lang[query.lang].append(q)
     doc_lang = {doc.id: doc.lang for doc in task.corpus}
-    result = TaskEvaluation(table={"summary": {}})
+    result = TaskEvaluation()
     for setting, key, x, langs in _setting_keys(task):
         if setting not in settings:
             continue
@@ -185,12 +176,11 @@ def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: t
         for qid, measured in library_measures(qrels, searched.run(rows, langs, LIBRARY_DEPTH)).items():
             values[qid].update(measured)
         result.per_query.setdefault(setting, {})[key] = values
-        result.table.setdefault(setting, {})[key] = _mean(values)
-    for setting in SETTINGS:
-        if setting in result.table:
-            entries = list(result.table[setting].values())
-            names = [m for m in METRICS if all(m in e for e in entries)]
-            result.table["summary"][setting] = {m: fmean(e[m] for e in entries) for m in names}
+        result.table.setting(setting)[key] = _mean(values)
+    for setting in result.table.settings:
+        entries = list(result.table.setting(setting).values())
+        names = [m for m in METRICS if all(m in e for e in entries)]
+        result.table.summary[setting] = {m: fmean(e[m] for e in entries) for m in names}
     if run_path is not None:
         _write_run(searched, run_path, depth or len(task.corpus))
     return result

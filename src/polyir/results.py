@@ -1,0 +1,145 @@
+"""Typed records of what polyir produces, from one task's metrics to the comparison's summary. Each is the schema
+of a file the README documents: `TaskMetrics` a task's entry in metrics.json, `LogEntry` a line of log.jsonl,
+`CellResult` a run's result.json, `Summary` a comparison's results.json."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SETTINGS = ("mono", "cross", "multi")
+
+Values = dict[str, float]  # metric -> value ("n", the query count, too, in per-language entries)
+Table = dict[str, Values]  # language ("de") or ordered pair ("de->en") -> values
+PerQuery = dict[str, dict[str, dict[str, Values]]]  # setting -> language or pair -> query id -> values
+MeanStd = tuple[float, float]  # mean and standard deviation over seeds
+
+
+class Record(BaseModel):
+    # NaN stays NaN in the JSON files (as the json module writes it), not null
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+
+class TaskMetrics(Record):
+    """One task's metrics per setting and language (or pair), and their macro averages."""
+
+    summary: dict[str, Values] = Field(default_factory=dict)  # setting -> macro-averaged values
+    mono: Table = Field(default_factory=dict)
+    cross: Table = Field(default_factory=dict)
+    multi: Table = Field(default_factory=dict)
+
+    def setting(self, name: str) -> Table:
+        return getattr(self, name)
+
+    @property
+    def settings(self) -> list[str]:
+        """The settings the task's languages allow, in SETTINGS order."""
+        return [name for name in SETTINGS if self.setting(name)]
+
+    def as_json(self) -> dict:
+        """metrics.json's layout: `summary`, then only the settings that apply."""
+        return self.model_dump(mode="json", exclude={name for name in SETTINGS if not self.setting(name)})
+
+
+class TaskEvaluation(Record):
+    """A task's metrics and the per-query values behind them (the units of the significance tests)."""
+
+    table: TaskMetrics = Field(default_factory=TaskMetrics)
+    per_query: PerQuery = Field(default_factory=dict)
+
+
+class LogEntry(Record):
+    """One line of log.jsonl: a training step, or step 0 (the untrained model's dev scores, `loss` None)."""
+
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
+    step: int
+    examples: int
+    seconds: float
+    loss: float | None = None
+    batch: int | None = None
+    lr: float | None = None
+    pairs_per_second: float | None = None
+    train_seconds: float | None = None
+    peak_memory_gib: float | None = None
+    grad_norm: float | None = None
+    dev: dict[str, dict[str, Values]] = Field(default_factory=dict)  # dev task -> its metrics.json summary
+
+
+class CellResult(Record):
+    """result.json of one grid cell: its training log and its best model's test evaluations."""
+
+    cell: str
+    strategy: str
+    seed: int
+    log: list[LogEntry]
+    test: dict[str, TaskEvaluation]
+
+
+class CurvePoint(Record):
+    step: int
+    examples: int
+    seconds: float
+    value: float  # the dev metric, averaged over dev tasks
+
+
+class Convergence(Record):
+    """When a run first reached the target (None: never), on each axis; the mean dev score over the steps covered
+    (area under the curve / steps: higher is faster and better); the best dev score."""
+
+    step: int | None = None
+    examples: int | None = None
+    seconds: float | None = None
+    auc: float | None = None
+    best: float | None = None
+
+
+class RunSummary(Record):
+    cell: str
+    strategy: str
+    seed: int
+    curve: list[CurvePoint]
+    convergence: Convergence
+    pairs_per_second: float
+    peak_memory_gib: float | None
+    test: dict[str, dict[str, Values]]  # task -> setting -> macro averages
+
+
+class StrategySummary(Record):
+    """A strategy over its seeds: means to target (None unless every seed reached it), mean ± std of scores."""
+
+    seeds: int
+    step_to_target: float | None
+    examples_to_target: float | None
+    seconds_to_target: float | None
+    auc: MeanStd
+    best_dev: MeanStd
+    pairs_per_second: float
+    peak_memory_gib: float
+    test: dict[str, dict[str, dict[str, MeanStd]]]  # task -> setting -> metric -> mean ± std
+
+    def to_target(self, axis: str) -> float | None:
+        return getattr(self, f"{axis}_to_target")
+
+
+class PairedTest(Record):
+    n: int
+    difference: float  # mean of strategy - reference over the shared units
+    p: float
+
+
+class Summary(Record):
+    """Every number of a comparison (results.json); `answer` is the report's words on them."""
+
+    question: str
+    metric: str
+    target_share: float
+    target: float
+    reference: str
+    training_languages: list[str] | None
+    data: str  # where the prepared data came from
+    runs: list[RunSummary]
+    strategies: dict[str, StrategySummary]
+    significance: dict[str, dict[str, dict[str, PairedTest]]]  # task -> setting -> strategy -> test
+    per_language: dict[str, dict[str, dict[str, dict[str, float]]]]  # task -> setting -> key -> strategy -> map
+    machine: str
+    date: str
+    answer: list[str] = Field(default_factory=list)

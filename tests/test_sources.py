@@ -57,6 +57,7 @@ def test_offline_without_a_data_dir_falls_back_on_the_bundled_sample(monkeypatch
     """No folder given, nothing cached, the source unreachable: the sample, said in the log, when it holds the
     languages asked for; else the download's own error."""
     monkeypatch.setenv("POLYIR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("POLYIR_DATA", raising=False)
     monkeypatch.setitem(SOURCES, "xquad-r", dataclasses.replace(XQUAD_R, base_url=(tmp_path / "x").as_uri() + "/"))
     with caplog.at_level("WARNING", logger="polyir"):
         folder = locate("xquad-r", None, ["de", "en", "vi"])

@@ -131,7 +131,7 @@ def evaluate(
     search: Annotated[str, typer.Option(help="Top-k search: exact (chunked matrix products) or faiss.")] = "exact",
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")] = "auto",
     dtype: Annotated[str, typer.Option(help="Weights while encoding: float32 (under bf16 autocast on CUDA) or "
-                                            "bfloat16 (faster on GPUs, bench/RESULTS.md).")] = "float32",
+                                            "bfloat16 (faster on GPUs).")] = "float32",
     overwrite: Overwrite = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:

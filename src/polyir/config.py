@@ -182,8 +182,8 @@ class RunSettings(Strict):
         default="auto", description="auto: bf16 on CUDA, fp32 elsewhere; bf16: autocast over float32 weights; "
         "bf16-weights: forward and backward on a bf16 copy of the weights, float32 master weights and gradient "
         "sums (precision.py)")
-    compile: bool = Field(default=False, description="torch.compile the encoder: on an H200, 1.06x for GradCache "
-                          "with M2M-100's layer drop off, slower with it on (bench/RESULTS.md)")
+    compile: bool = Field(default=False, description="torch.compile the encoder (pays little, and only without "
+                          "M2M-100's layer drop, whose Python branch breaks the graph at every layer)")
 
 
 class TrainConfig(RunSettings):

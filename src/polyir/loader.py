@@ -1,6 +1,6 @@
 """Training batches drawn and tokenised one step ahead on a background thread, so that tokenising (M2M-100's
-tokenizer is pure Python: about 8,500 texts/s on one core, a second per batch of 4,096 pairs) overlaps the
-device's work on the current step instead of adding to it."""
+tokenizer is pure Python: about a second per large batch) overlaps the device's work on the current step instead
+of adding to it."""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ class BiEncoder(nn.Module):
         parameters and their names stay the same, so saving and checkpoints are unchanged."""
         if getattr(self.encoder, "layerdrop", 0.0) > 0:
             warnings.warn(f"compile: the encoder's layer drop ({self.encoder.layerdrop}) breaks the compiled graph "
-                          "at every layer in training; measured slower than eager (bench/RESULTS.md)", stacklevel=2)
+                          "at every layer in training, which makes it slower than eager", stacklevel=2)
         self.running_encoder.compile(dynamic=True, **options)
         return self
 

@@ -1,6 +1,5 @@
 """Token-id rows padded into one batch tensor, in one vectorised pass. Hugging Face's `tokenizer.pad` walks the
-rows in Python: on the 8,192 texts of a batch of 4,096 XQuAD-R pairs it took 298 ms of host time on 2 cores, time
-in which the GPU has nothing to do; this takes 16 ms (bench/tokenize_bench.py)."""
+rows in Python, host time in which the GPU has nothing to do at large batches."""
 
 from __future__ import annotations
 

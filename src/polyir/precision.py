@@ -1,10 +1,9 @@
-"""bf16 compute weights over float32 master weights (`precision: bf16-weights`). Autocast keeps float32 weights,
-layer norms and residual stream, and casts activations to bf16 before every projection: on an H200 a sixth of a
-training step's device time went to those casts (bench/RESULTS.md). Here forward and backward run on a bf16 copy
-of the encoder, with no casts and bf16 activations throughout. Each gradient is added into its float32 master
-parameter as soon as backward produces it, so the sums of GradCache's and accumulation's passes stay in float32;
-the optimiser updates the masters, and the copy is refreshed from them. Saving, checkpoints, clipping and data
-parallelism see only the float32 masters."""
+"""bf16 compute weights over float32 master weights (`precision: bf16-weights`). Autocast keeps float32 weights, layer
+norms and residual stream, and casts activations to bf16 before every projection, a large share of a training step's
+device time on a GPU. Here forward and backward run on a bf16 copy of the encoder, with no casts and bf16
+activations throughout. Each gradient is added into its float32 master parameter as soon as backward produces it, so
+the sums of GradCache's and accumulation's passes stay in float32; the optimiser updates the masters, and the copy
+is refreshed from them. Saving, checkpoints, clipping and data parallelism see only the float32 masters."""
 
 from __future__ import annotations
 

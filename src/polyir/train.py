@@ -44,14 +44,41 @@ def _autocast(config: TrainConfig, device: torch.device):
     return nullcontext()
 
 
-def _optimizer(model: BiEncoder, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW over the encoder's parameters; biases and normalisation weights get no weight decay."""
+def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
+    """The bi-encoder to train, on its device, in the configured precision, compiled if asked."""
+    settings = config.model.model_dump(exclude={"name_or_path"})
+    model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(device)
+    if config.precision == "bf16-weights":
+        model.compute_in(torch.bfloat16)
+    if config.compile:
+        model.compile_encoder()
+    return model
+
+
+def _dev_tasks(config: TrainConfig) -> list:
+    """The dev tasks, checked against the dev metric's setting."""
+    setting = config.eval.metric.split("/")[0]
+    tasks = [read_beir(folder, lang=config.data.dev_lang) for folder in config.data.dev]
+    for task in tasks:
+        if setting == "multi" and len(task.corpus_languages) < 2:
+            raise InputError(f"eval.metric {config.eval.metric} needs a multilingual corpus, but dev task "
+                             f"{task.name} has only {task.corpus_languages}")
+    return tasks
+
+
+def _optimizer(model: BiEncoder, config: TrainConfig, device: torch.device
+               ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW over the encoder's parameters (biases and normalisation weights get no weight decay), with linear
+    warm-up and decay; a bf16 compute copy is refreshed after every update."""
     decay, no_decay = [], []
     for name, parameter in model.encoder.named_parameters():
         (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.optim.lr, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(groups, lr=config.optim.lr, fused=device.type == "cuda")
+    if model.compute is not None:
+        optimizer.register_step_post_hook(lambda *_: model.compute.refresh())
+    return optimizer, get_linear_schedule_with_warmup(optimizer, config.optim.warmup_steps, config.optim.max_steps)
 
 
 class Trainer:
@@ -68,26 +95,12 @@ class Trainer:
                              "output_dir", self.out)
         random.seed(config.seed)
         torch.manual_seed(config.seed)
-        self.examples = read_train(config.data.train)
-        self.dev = [read_beir(folder, lang=config.data.dev_lang) for folder in config.data.dev]
-        for task in self.dev:
-            if self.setting == "multi" and len(task.corpus_languages) < 2:
-                raise InputError(f"eval.metric {config.eval.metric} needs a multilingual corpus, but dev task "
-                                 f"{task.name} has only {task.corpus_languages}")
-        settings = config.model.model_dump(exclude={"name_or_path"})
-        self.model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(self.device)
-        if config.precision == "bf16-weights":
-            self.model.compute_in(torch.bfloat16)
-        if config.compile:
-            self.model.compile_encoder()
+        self.examples, self.dev = read_train(config.data.train), _dev_tasks(config)
+        self.model = _model(config, self.device)
         self.sampler = BatchSampler.of(self.examples, config.sampling, config.step.batch_size, config.data.languages,
                                        config.seed)
         self.step_strategy = make_step(config.step, self.model, InfoNCE.of(config.optim), self.world)
-        self.optimizer = _optimizer(self.model, config, self.device)
-        if self.model.compute is not None:
-            self.optimizer.register_step_post_hook(lambda *_: self.model.compute.refresh())
-        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, config.optim.warmup_steps,
-                                                         config.optim.max_steps)
+        self.optimizer, self.scheduler = _optimizer(self.model, config, self.device)
         self.step, self.examples_seen, self.seconds, self.train_seconds = 0, 0, 0.0, 0.0
         self.best: dict | None = None
         if resume:

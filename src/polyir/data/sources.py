@@ -1,8 +1,8 @@
 """Public data sets polyir knows by name: pinned to a commit, checked by SHA-256, cached on first use.
 
-Offline, point `data_dir` at a folder that already holds them (for example ../shared/data). Where neither a
-folder nor the network is there, `locate` falls back on the excerpt bundled with polyir (data/sample/, its
-README says what it holds), says so in the log, and tells the caller, which records it."""
+Offline, point `data_dir` (or $POLYIR_DATA) at a folder that already holds them. Where neither a folder nor the
+network is there, `locate` falls back on the excerpt bundled with polyir (data/sample/, whose README says what it
+holds) and says so in the log; `is_sample` lets the caller record it."""
 
 from __future__ import annotations
 
@@ -91,11 +91,12 @@ def download(source: Source, target: Path, names: list[str] | None = None) -> Pa
 
 
 def locate(name: str, data_dir: str | Path | None = None, languages: list[str] | None = None) -> Path:
-    """The folder of data set `name` holding `languages` (default: all of them): `data_dir/name` when given, else
-    the cache (downloaded on first use), else, when the source cannot be reached, the bundled sample (see
-    `is_sample`) if it holds them."""
+    """The folder of data set `name` holding `languages` (default: all of them): `data_dir/name` when given (or
+    `$POLYIR_DATA/name`), else the cache (downloaded on first use), else, when the source cannot be reached, the
+    bundled sample (see `is_sample`) if it holds them."""
     source = SOURCES[name]
     needed = source.needed(languages)
+    data_dir = data_dir if data_dir is not None else os.environ.get("POLYIR_DATA") or None
     if data_dir is not None:
         return _holding(Path(data_dir) / name, needed)
     try:

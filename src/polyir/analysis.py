@@ -12,8 +12,8 @@ from statistics import fmean, stdev
 from scipy import stats
 
 from polyir.config import CompareConfig, CompareDataConfig
-from polyir.evaluate.metrics import LOWER_IS_BETTER, best, better
 from polyir.results import (
+    LOWER_IS_BETTER,
     CellResult,
     Convergence,
     CurvePoint,
@@ -23,6 +23,8 @@ from polyir.results import (
     RunSummary,
     StrategySummary,
     Summary,
+    best,
+    better,
 )
 
 AXES = ("step", "examples", "seconds")
@@ -104,8 +106,10 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
             test={task: evaluation.table.summary for task, evaluation in r.test.items()}))
     strategies = {name: _aggregate(group) for name, group in runs.items()}
     reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
+    encoder = next((e.encoder for r in results for e in r.log if e.encoder), None)
     return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
-                   training_languages=data.languages, data=source, runs=[run for r in runs.values() for run in r],
+                   training_languages=data.languages, data=source, encoder=encoder,
+                   runs=[run for group in runs.values() for run in group],
                    strategies=strategies, significance=_significance(by_strategy, reference, config.test.metric),
                    per_language=_per_language(by_strategy), machine=f"{platform.machine()}, {platform.system()}",
                    date=time.strftime("%Y-%m-%d"))

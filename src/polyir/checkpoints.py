@@ -26,7 +26,8 @@ def name_of(step: int) -> str:
 
 
 def save(folder: Path, step: int, model: torch.nn.Module, state: dict, keep: int) -> Path:
-    """Write checkpoints/step-N atomically, then delete all but the newest `keep`."""
+    """Write checkpoints/step-N atomically, then keep the newest `keep` intact checkpoints: older intact ones are
+    deleted, damaged ones are left alone and never counted (so they never cost an intact one its place)."""
     target = folder / name_of(step)
     with atomic_dir(target, overwrite=True) as staging:
         save_model(model, str(staging / WEIGHTS))
@@ -34,7 +35,9 @@ def save(folder: Path, step: int, model: torch.nn.Module, state: dict, keep: int
         files = {name: {"size": (staging / name).stat().st_size, "sha256": sha256(staging / name)}
                  for name in (WEIGHTS, STATE)}
         (staging / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=2))
-    for old in sorted(folder.glob("step-*"))[:-keep]:
+    intact = [checkpoint for checkpoint in sorted(folder.glob("step-*"))
+              if checkpoint == target or problem(checkpoint) is None]
+    for old in intact[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return target
 

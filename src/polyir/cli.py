@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.errors import InputError
+from polyir.guard import check_output
 
 app = typer.Typer(help=__doc__.split("\n")[0], no_args_is_help=True, pretty_exceptions_enable=False,
                   add_completion=False)
@@ -25,6 +27,7 @@ app.add_typer(prepare_app, name="prepare")
 console = Console(stderr=True)
 
 DEFAULT_MODEL = "facebook/m2m100_418M"
+USER_ERRNOS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR, errno.EEXIST}
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")]
 
 
@@ -41,6 +44,7 @@ def prepare_lareqa(
     from polyir.data.lareqa import article_count, evaluation_task, read_lareqa, split_articles, training_examples
     from polyir.files import atomic_dir
 
+    check_output(out_dir, [src_dir])
     by_lang = read_lareqa(src_dir)
     train, held_out = split_articles(article_count(by_lang), holdout, seed)
     with atomic_dir(out_dir, overwrite) as staging:
@@ -67,6 +71,7 @@ def prepare_bitext(
     from polyir.data.bitext import bitext_task
     from polyir.files import atomic_dir
 
+    check_output(out_dir, [src_dir])
     chosen = [code.strip() for code in langs.split(",") if code.strip()] if langs else None
     task = bitext_task(src_dir, pivot, chosen, pooled, name=out_dir.name)
     with atomic_dir(out_dir, overwrite) as staging:
@@ -150,6 +155,11 @@ def evaluate(
         raise InputError(f"--search must be 'exact' or 'faiss', got '{search}'")
     if dtype not in ("float32", "bfloat16"):
         raise InputError(f"--dtype must be 'float32' or 'bfloat16', got '{dtype}'")
+    inputs = [*(task or []), *([data_dir] if data_dir else []), *([Path(model)] if Path(model).exists() else [])]
+    check_output(out, inputs)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}, but PyTorch sees no CUDA device here; expected cpu or auto")
     tasks = [read_beir(folder, split, lang) for folder in task] if task else [default_task(data_dir)]
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
@@ -159,7 +169,10 @@ def evaluate(
     if lang_map:
         overrides["lang_map"] = parse_lang_map(lang_map)
     encoder = BiEncoder.from_pretrained(model, dtype=getattr(torch, dtype), **overrides)
-    encoder.to(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    try:
+        encoder.to(device)
+    except RuntimeError as error:
+        raise InputError(f"--device {device}: {error}") from None
     results = {}
     with atomic_dir(out, overwrite) as staging:
         for retrieval_task in tasks:
@@ -200,10 +213,13 @@ def compare(
         help="Folder holding xquad-r/ (and flores-sib200/); default: download into the cache.")] = None,
     model: Annotated[str | None, typer.Option(help="Overrides model.name_or_path (folder, hub id, pkg:MOD).")] = None,
     output_dir: Annotated[Path | None, typer.Option(help="Overrides output_dir.")] = None,
+    redo: Annotated[bool, typer.Option("--redo", help="Make again the prepared data and cells that other "
+                                                      "settings or data produced (without it: exit 2).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Train every cell of the grid under one budget, evaluate each zero-shot, and write output_dir/report.md,
-    results.json and plots/. Cells already complete are skipped; a half-finished one resumes."""
+    results.json and plots/. Cells already complete with the same settings and data are reused; a half-finished
+    one resumes; one made from other settings or data stops the run (exit 2) unless --redo."""
     from importlib.resources import files
 
     from polyir import report
@@ -216,7 +232,7 @@ def compare(
                  if value is not None}
     source = config or Path(str(files("polyir") / "defaults" / "compare.yaml"))
     settings = CompareConfig.load(source, **{k: str(v) for k, v in overrides.items()})
-    data, results, source = run_grid(settings, data_dir, show_progress=not quiet)
+    data, results, source = run_grid(settings, data_dir, show_progress=not quiet, redo=redo)
     summary = report.write(Path(settings.output_dir), settings, summarise(settings, data, results, source),
                            "polyir " + " ".join(sys.argv[1:]))
     for line in summary.answer:
@@ -257,7 +273,12 @@ def main() -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
-    except Exception:  # noqa: BLE001 - anything else is polyir's fault
+    except Exception as error:  # noqa: BLE001 - beyond a path the user gave that cannot be written: polyir's fault
+        if isinstance(error, OSError) and (isinstance(error, PermissionError) or error.errno in USER_ERRNOS):
+            where = f"{error.filename}: " if error.filename else ""
+            console.print(f"[red]error:[/red] {where}{error.strerror}; expected a path polyir may write",
+                          highlight=False, soft_wrap=True)
+            sys.exit(2)
         traceback.print_exc()
         console.print("[red]internal error[/red]: please report it with the traceback above")
         sys.exit(1)

@@ -15,10 +15,13 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from polyir.errors import InputError
+from polyir.files import read_text
+from polyir.results import METRICS, MULTI_ONLY, SETTINGS
 
 ENCODE_BATCH_SIZE = 128  # texts per encoding batch in evaluation, wherever none is given
 SamplingName = Literal["xx-mono", "xx", "xy", "hybrid"]  # sampling.BatchSampler
@@ -27,7 +30,7 @@ Weighting = Literal["uniform", "proportional"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EncoderSettings(Strict):
@@ -65,12 +68,26 @@ def validated(cls: type[BaseModel], data: dict, path: str | Path):
         raise describe(error, path) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise InputError("config file not found", path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(read_text(path), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise InputError(f"malformed YAML: {getattr(error, 'problem', error)}", path,
@@ -121,6 +138,9 @@ class StepConfig(Strict):
     def _sizes(self) -> StepConfig:
         if self.strategy == "accumulation" and self.micro_batch_size is None:
             raise ValueError("step.micro_batch_size is required for strategy 'accumulation'")
+        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+            raise ValueError(f"step.micro_batch_size {self.micro_batch_size} exceeds step.batch_size "
+                             f"{self.batch_size}; expected at most the batch")
         if self.chunk_size == "auto" and self.strategy != "gradcache":
             raise ValueError("step.chunk_size 'auto' is for strategy 'gradcache'; give a number of texts")
         if self.strategy == "gradcache" and self.chunk_size is None:
@@ -161,9 +181,20 @@ class EvalConfig(Strict):
     every_examples: PositiveInt | None = Field(default=None, description="evaluate each time this many more "
                                                "examples have been seen (instead of every_steps)")
     at_start: bool = Field(default=True, description="evaluate before the first step: the curve's origin")
-    metric: str = Field(default="multi/map", pattern=r"^(mono|cross|multi)/[a-z0-9@_]+$")
+    metric: str = Field(default="multi/map", description="SETTING/METRIC of the dev curve and the kept model")
     depth: PositiveInt = 100
     batch_size: PositiveInt = ENCODE_BATCH_SIZE
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        setting, _, metric = value.partition("/")
+        if setting not in SETTINGS or metric not in METRICS:
+            raise ValueError(f"expected SETTING/METRIC with SETTING one of {', '.join(SETTINGS)} and METRIC one of "
+                             f"{', '.join(METRICS)}")
+        if metric in MULTI_ONLY and setting != "multi":
+            raise ValueError(f"{metric} exists only in the multi setting (several relevant documents per query)")
+        return value
 
 
 class CheckpointConfig(Strict):
@@ -241,7 +272,7 @@ class BudgetConfig(Strict):
 
 class TestConfig(Strict):
     depth: PositiveInt = 100
-    metric: str = Field(default="map", pattern=r"^[a-z0-9@_]+$", description="metric of the significance tests")
+    metric: Literal[METRICS] = Field(default="map", description="metric of the significance tests")
 
 
 class CompareConfig(RunSettings):

@@ -6,23 +6,26 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from polyir import guard, provenance
 from polyir.config import CompareConfig, CompareDataConfig, RunSettings, SamplingConfig, StepConfig, TrainConfig
-from polyir.data import read_beir, write_beir, write_train
+from polyir.data import read_beir, read_train, write_beir, write_train
 from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
 from polyir.files import atomic_dir, atomic_file
-from polyir.model import BiEncoder
+from polyir.model import BiEncoder, resolve_model_path
 from polyir.results import CellResult, LogEntry
-from polyir.train import Trainer
+from polyir.sampling import BatchSampler
+from polyir.train import Trainer, run_fingerprint
 
 RESULT = "result.json"
-SOURCE = "SOURCE"  # in the prepared data folder: where its text came from
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +55,45 @@ def expand(config: CompareConfig) -> list[Cell]:
     return cells
 
 
-def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> tuple[CompareDataConfig, str]:
+def _flores_folder(data_dir: str | Path | None) -> Path:
+    """flores-sib200/ under the data folder (--data-dir or $POLYIR_DATA), else the bundled sample's."""
+    from polyir.data.sources import SAMPLE
+
+    root = data_dir if data_dir is not None else os.environ.get("POLYIR_DATA") or None
+    if root is None:
+        log.warning("dataset.bitext: no --data-dir; using the 200 FLORES-200 lines of the sample bundled with polyir")
+        return SAMPLE / "flores-sib200"
+    return Path(root) / "flores-sib200"
+
+
+def prepare_data(config: CompareConfig, data_dir: str | Path | None, redo: bool = False
+                 ) -> tuple[CompareDataConfig, str]:
     """The data every cell shares, and where it came from: given files, or XQuAD-R split by article (and a FLORES
-    bitext task) written once into output_dir/data."""
+    bitext task) written once into output_dir/data, with the fingerprint of its settings and source files, so
+    that a folder made from other settings or data is never taken for this one (see provenance.reusable)."""
     if config.dataset is None:
         return config.data, "the files of data.train, data.dev and data.test"
     from polyir.data.bitext import bitext_task
     from polyir.data.lareqa import article_count, evaluation_task, read_lareqa, training_examples
-    from polyir.data.sources import is_sample, locate
+    from polyir.data.sources import SOURCES, is_sample, locate
 
     dataset, folder = config.dataset, Path(config.output_dir) / "data"
-    languages = config.data.languages
     test_tasks = [folder / "xquad-r-test"] + ([folder / "flores-bitext"] if dataset.bitext else [])
-    prepared = CompareDataConfig(train=folder / "train.jsonl", languages=languages, dev=[folder / "xquad-r-dev"],
-                                 test=test_tasks)
-    if folder.is_dir():
-        return prepared, (folder / SOURCE).read_text().strip() if (folder / SOURCE).is_file() else str(folder)
+    prepared = CompareDataConfig(train=folder / "train.jsonl", languages=config.data.languages,
+                                 dev=[folder / "xquad-r-dev"], test=test_tasks)
     located = locate(dataset.name, data_dir, dataset.languages)
+    inputs = {f"{dataset.name}/{name}": located / name for name in SOURCES[dataset.name].needed(dataset.languages)}
+    if dataset.bitext:
+        flores = _flores_folder(data_dir)
+        for name in [f"{code}.txt" for code in (dataset.bitext_pivot, *dataset.bitext)] + ["ids.txt"]:
+            inputs[f"flores-sib200/{name}"] = flores / name
     source = (f"the {dataset.name} sample bundled with polyir ({located}), not the full data set"
               if is_sample(located) else f"{dataset.name} from {located}")
+    expected = provenance.fingerprint({"dataset": dataset.model_dump(mode="json")}, inputs)
+    if provenance.reusable(folder, expected, "the prepared data (output_dir/data)", redo):
+        return prepared, source
     by_lang = read_lareqa(located)
     if dataset.languages:
-        unknown = sorted(set(dataset.languages) - set(by_lang))
-        if unknown:
-            raise InputError(f"dataset.languages: {', '.join(unknown)} not in {dataset.name} ({', '.join(by_lang)})")
         by_lang = {lang: by_lang[lang] for lang in dataset.languages}
     order = list(range(article_count(by_lang)))
     random.Random(dataset.seed).shuffle(order)
@@ -84,18 +102,16 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None) -> tuple[Co
     if not (test and dev and train):
         raise InputError(f"dataset.dev={dataset.dev} and dataset.test={dataset.test} leave an empty split of "
                          f"{len(order)} articles")
-    if dataset.bitext and data_dir is None:
-        raise InputError("dataset.bitext needs --data-dir with a flores-sib200/ folder")
+    bitext = bitext_task(flores, dataset.bitext_pivot, dataset.bitext) if dataset.bitext else None
     with atomic_dir(folder) as staging:
-        (staging / SOURCE).write_text(source + "\n")
         write_train(training_examples(by_lang, train), staging / "train.jsonl")
         for name, articles in (("xquad-r-dev", dev), ("xquad-r-test", test)):
             (staging / name).mkdir()
             write_beir(evaluation_task(by_lang, articles, name), staging / name)
-        if dataset.bitext:
+        if bitext is not None:
             (staging / "flores-bitext").mkdir()
-            write_beir(bitext_task(Path(data_dir) / "flores-sib200", dataset.bitext_pivot, dataset.bitext),
-                       staging / "flores-bitext")
+            write_beir(bitext, staging / "flores-bitext")
+        provenance.write(staging, expected)
     return prepared, source
 
 
@@ -117,13 +133,23 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
                        sampling=cell.sampling, step=cell.step)
 
 
-def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True) -> CellResult:
-    """Train (or resume) one cell, evaluate its best model on the test tasks, and record both in result.json."""
+def cell_fingerprint(config: CompareConfig, train: TrainConfig, data: CompareDataConfig) -> dict:
+    """A cell's run fingerprint with what its result.json also depends on: the test tasks and their depth."""
+    return run_fingerprint(train, {"test": {"depth": config.test.depth}},
+                           {f"data.test[{i}]": path for i, path in enumerate(data.test)})
+
+
+def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True,
+             redo: bool = False) -> CellResult:
+    """Train (or resume) one cell, evaluate its best model on the test tasks, and record both in result.json. A
+    cell folder holding a run of other settings or data is an error, or with `redo` is made again."""
     train = train_config(config, cell, data)
     folder = Path(train.output_dir)
-    if (folder / RESULT).is_file():
+    expected = cell_fingerprint(config, train, data)
+    started = (folder / "log.jsonl").exists() or (folder / RESULT).exists()
+    if started and provenance.reusable(folder, expected, f"cell {cell.name}", redo) and (folder / RESULT).is_file():
         return CellResult.model_validate_json((folder / RESULT).read_text())
-    Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress).run()
+    Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress, fingerprint=expected).run()
     model = BiEncoder.from_pretrained(folder / "model").to("cuda" if torch.cuda.is_available() else "cpu")
     test = {}
     for path in data.test:
@@ -136,13 +162,36 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     return result
 
 
-def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True
-             ) -> tuple[CompareDataConfig, list[CellResult], str]:
-    """Every cell's result, the data they shared and where it came from."""
-    data, source = prepare_data(config, data_dir)
+def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
+    """What can be checked before the first step: the test tasks read, and every cell's batches can be drawn
+    from the training data."""
+    for path in data.test:
+        read_beir(path, lang=data.dev_lang)
+    examples = read_train(data.train)
+    for cell in cells:
+        BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed)
+
+
+def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True,
+             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], str]:
+    """Every cell's result, the data they shared and where it came from. The output folder is locked for the
+    run; one this call created is removed again when bad input stops it before any cell has trained."""
+    out = Path(config.output_dir)
+    model_folder = Path(resolve_model_path(config.model.name_or_path))
+    guard.check_output(out, [path for path in (data_dir, config.data.train, *config.data.dev, *config.data.test,
+                                               model_folder if model_folder.is_dir() else None) if path])
     cells = expand(config)
-    results = []
-    for index, cell in enumerate(cells, start=1):
-        log.info("[%d/%d] %s", index, len(cells), cell.name)
-        results.append(run_cell(config, cell, data, show_progress))
+    created = not out.exists()
+    try:
+        with guard.exclusive(out):
+            data, source = prepare_data(config, data_dir, redo)
+            validate(config, data, cells)
+            results = []
+            for index, cell in enumerate(cells, start=1):
+                log.info("[%d/%d] %s", index, len(cells), cell.name)
+                results.append(run_cell(config, cell, data, show_progress, redo))
+    except InputError:
+        if created and not any(out.glob("runs/*/log.jsonl")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return data, results, source

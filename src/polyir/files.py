@@ -1,4 +1,6 @@
-"""File helpers shared by every reader and writer: line-numbered JSONL input and all-or-nothing output."""
+"""File helpers shared by every reader and writer: UTF-8 text read with line numbers (a bad byte is an error that
+names its line; a leading BOM and CRLF line ends are accepted), line-numbered JSONL input, and all-or-nothing
+output."""
 
 from __future__ import annotations
 
@@ -18,25 +20,68 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: temporary files get the permissions a plain open() would give
 
 
+BOM = "\ufeff"
+
+
+def _decoded(raw: bytes, path: Path, number: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"byte {error.start + 1} of the line is not UTF-8 ({raw[error.start:error.start + 1]!r}); "
+                         "expected UTF-8 text", path, number) from None
+
+
+def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text without its line end) of a UTF-8 text file, streamed."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "not a file", path)
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = _decoded(raw, path, number).rstrip("\n").removesuffix("\r")
+            yield number, text.removeprefix(BOM) if number == 1 else text
+
+
+def read_text(path: str | Path) -> str:
+    """A whole UTF-8 text file (a leading BOM dropped); a bad byte is an error naming its line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "not a file", path)
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8").removeprefix(BOM)
+    except UnicodeDecodeError as error:
+        number = raw.count(b"\n", 0, error.start) + 1
+        raise InputError(f"bytes that are not UTF-8 ({raw[error.start:error.start + 1]!r}); expected UTF-8 text",
+                         path, number) from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"duplicate key {', '.join(map(repr, repeated))}")
+    return dict(pairs)
+
+
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, object) for every non-blank line; a file with no object is an error."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path)
     empty = True
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"malformed JSON ({error.msg}); expected one JSON object per line", path,
-                                 number) from None
-            if not isinstance(record, dict):
-                raise InputError(f"expected a JSON object, got {type(record).__name__}", path, number)
-            empty = False
-            yield number, record
+    for number, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as error:
+            raise InputError(f"malformed JSON ({error.msg}, column {error.colno}); expected one JSON object per "
+                             "line", path, number) from None
+        except ValueError as error:
+            raise InputError(f"{error}; expected each key once", path, number) from None
+        if not isinstance(record, dict):
+            raise InputError(f"expected a JSON object, got {type(record).__name__}", path, number)
+        empty = False
+        yield number, record
     if empty:
         raise InputError("empty file; expected one JSON object per line", path)
 

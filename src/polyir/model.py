@@ -12,13 +12,14 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from polyir.config import ENCODE_BATCH_SIZE, EncoderSettings
+from polyir.config import ENCODE_BATCH_SIZE, EncoderSettings, describe
 from polyir.errors import InputError
-from polyir.files import atomic_dir
+from polyir.files import atomic_dir, read_text
 from polyir.languages import LanguageResolver
 from polyir.padding import pad_token_ids
 from polyir.precision import ComputeCopy
@@ -53,6 +54,19 @@ def model_languages(tokenizer) -> list[str] | None:
     return None
 
 
+def _declared_settings(path: Path) -> dict:
+    """The encoder settings a model folder declares: polyir_config.json, else sentence-transformers files."""
+    if not (path / SETTINGS_FILE).is_file():
+        return sentence_transformers_settings(path)
+    try:
+        saved = json.loads(read_text(path / SETTINGS_FILE))
+    except json.JSONDecodeError as error:
+        raise InputError(f"malformed JSON ({error.msg})", path / SETTINGS_FILE, error.lineno) from None
+    if not isinstance(saved, dict):
+        raise InputError("expected a JSON object of encoder settings", path / SETTINGS_FILE)
+    return saved
+
+
 def sentence_transformers_settings(path: Path) -> dict:
     """Read pooling, normalisation, prompts and length from a sentence-transformers folder, when it is one."""
     if not (path / "modules.json").is_file():
@@ -76,36 +90,45 @@ def sentence_transformers_settings(path: Path) -> dict:
 
 
 class BiEncoder(nn.Module):
-    def __init__(self, backbone: nn.Module, tokenizer, settings: EncoderSettings):
+    def __init__(self, backbone: nn.Module, tokenizer, settings: EncoderSettings,
+                 sources: dict[str, str] | None = None):
         super().__init__()
         self.backbone = backbone
         self.encoder = backbone.get_encoder() if backbone.config.is_encoder_decoder else backbone
         self.tokenizer = tokenizer
         self.settings = settings
+        self.sources = sources or dict.fromkeys(EncoderSettings.model_fields, "given")  # user | model | default
         self.languages = LanguageResolver(model_languages(tokenizer), settings.lang_map)
         self._random_layers = self._has_random_layers()  # asked at every GradCache step: worked out once
         self.compute: ComputeCopy | None = None  # not a submodule: outside state_dict() and parameters()
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, dtype: torch.dtype = torch.float32, **overrides) -> BiEncoder:
-        """Load a hub id, a local folder, or `pkg:MODULE` (a model shipped in a pip package); settings come
-        from polyir_config.json or sentence-transformers files when present, then from `overrides` (keys of
-        EncoderSettings; None values are ignored). Weights load in `dtype`, float32 unless asked otherwise, also
-        from a checkpoint stored in half precision: training keeps float32 weights under bf16 autocast."""
+        """Load a hub id, a local folder, or `pkg:MODULE` (a model shipped in a pip package). Each setting comes
+        from `overrides` (keys of EncoderSettings; None values are ignored) when given, else from what the model
+        declares (polyir_config.json, or sentence-transformers files), else from polyir's defaults; `sources` says
+        which. Weights load in `dtype`, float32 unless asked otherwise, also from a checkpoint stored in half
+        precision: training keeps float32 weights under bf16 autocast."""
         name_or_path = resolve_model_path(name_or_path)
         path = Path(name_or_path)
-        saved: dict = sentence_transformers_settings(path) if path.is_dir() else {}
-        if (path / SETTINGS_FILE).is_file():
-            saved = json.loads((path / SETTINGS_FILE).read_text())
-        saved.update({key: value for key, value in overrides.items() if value is not None})
-        settings = EncoderSettings(**saved)
+        local = path.is_dir() or path.exists() or str(name_or_path).startswith((".", "/", "~"))
+        if local and not path.is_dir():
+            raise InputError("model folder not found; expected a Hugging Face model folder or hub id", path)
+        declared = _declared_settings(path) if local else {}
+        user = {key: value for key, value in overrides.items() if value is not None}
+        try:
+            settings = EncoderSettings(**{**declared, **user})
+        except ValidationError as error:
+            raise describe(error, path / SETTINGS_FILE if local else None) from None
+        sources = {key: "user" if key in user else "model" if key in declared else "default"
+                   for key in EncoderSettings.model_fields}
         try:
             config = AutoConfig.from_pretrained(str(name_or_path))
-        except OSError as error:
+            backbone = AutoModel.from_pretrained(str(name_or_path), config=config, dtype=dtype)
+            tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        except (OSError, ValueError) as error:
             raise InputError(f"cannot load a Hugging Face model from '{name_or_path}': {error}") from None
-        backbone = AutoModel.from_pretrained(str(name_or_path), config=config, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
-        return cls(backbone, tokenizer, settings)
+        return cls(backbone, tokenizer, settings, sources)
 
     def compute_in(self, dtype: torch.dtype) -> ComputeCopy:
         """Run forward and backward on a copy of the encoder in `dtype`, its gradients summed into the float32

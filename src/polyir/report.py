@@ -118,6 +118,15 @@ def _fmt(value, digits: int = 4, spread: bool = True) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def _encoder(summary: Summary) -> str:
+    """The encoder settings the runs used, each with where it came from (user, model or polyir's default)."""
+    if not summary.encoder:
+        return "encoder settings not recorded"
+    shown = ("pooling", "normalize", "query_prefix", "passage_prefix", "max_query_length", "max_passage_length")
+    return ", ".join(f"{key} {summary.encoder[key]['value']!r} ({summary.encoder[key]['from']})"
+                     for key in shown if key in summary.encoder)
+
+
 def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command: str) -> str:
     s, metric = summary, config.test.metric
     spread = len(config.grid.seeds) > 1
@@ -129,8 +138,7 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
     budget = {k: v for k, v in config.budget.model_dump().items() if v is not None}
     trained = s.training_languages or "all languages of the training data"
     lines += ["", "## Setup", "",
-              f"- Model: `{config.model.name_or_path}` (pooling {config.model.pooling}, prefixes "
-              f"{config.model.query_prefix!r} / {config.model.passage_prefix!r})",
+              f"- Model: `{config.model.name_or_path}` ({_encoder(s)})",
               f"- Data: {s.data}",
               f"- Training languages: {trained}; every other language is zero-shot (marked †).",
               f"- Grid: {len(s.strategies)} strategies × seeds {config.grid.seeds}; budget {budget} per run; "

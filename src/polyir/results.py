@@ -7,11 +7,24 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 SETTINGS = ("mono", "cross", "multi")
+METRICS = ("map", "ndcg@10", "recall@1", "recall@10", "recall@100", "mrr@10", "rank_distance")
+MULTI_ONLY = frozenset({"rank_distance"})  # needs several relevant documents per query: the pooled corpus
+LOWER_IS_BETTER = frozenset({"rank_distance"})
 
 Values = dict[str, float]  # metric -> value ("n", the query count, too, in per-language entries)
 Table = dict[str, Values]  # language ("de") or ordered pair ("de->en") -> values
 PerQuery = dict[str, dict[str, dict[str, Values]]]  # setting -> language or pair -> query id -> values
 MeanStd = tuple[float, float]  # mean and standard deviation over seeds
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether score `a` beats `b` on `metric`."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def best(metric: str, values):
+    """The best of `values` on `metric`."""
+    return (min if metric in LOWER_IS_BETTER else max)(values)
 
 
 class Record(BaseModel):
@@ -62,6 +75,8 @@ class LogEntry(Record):
     peak_memory_gib: float | None = None
     grad_norm: float | None = None
     dev: dict[str, dict[str, Values]] = Field(default_factory=dict)  # dev task -> its metrics.json summary
+    encoder: dict[str, dict] | None = None  # on a session's first line: each encoder setting's value and source
+    changed_on_resume: dict[str, list] | None = None  # settings a resume changed: key -> [old, new]
 
 
 class CellResult(Record):
@@ -136,6 +151,7 @@ class Summary(Record):
     reference: str
     training_languages: list[str] | None
     data: str  # where the prepared data came from
+    encoder: dict[str, dict] | None = None  # setting -> {"value", "from": user | model | default}, as trained
     runs: list[RunSummary]
     strategies: dict[str, StrategySummary]
     significance: dict[str, dict[str, dict[str, PairedTest]]]  # task -> setting -> strategy -> test

@@ -46,6 +46,10 @@ class BatchSampler:
         self.batch_size, self.strategy, self.alpha, self.weighting, self.seed = (
             batch_size, strategy, alpha, weighting, seed)
         wanted = set(languages) if languages else None
+        present = sorted({lang for e in examples for lang in e.languages})
+        if wanted and not wanted <= set(present):
+            raise InputError(f"data.languages: {', '.join(sorted(wanted - set(present)))} not in the training data "
+                             f"(its languages: {', '.join(present)})")
         self.langs = [sorted(set(e.languages) & wanted) if wanted else e.languages for e in examples]
         self.examples = examples
         self.languages = sorted({lang for langs in self.langs for lang in langs})
@@ -53,8 +57,25 @@ class BatchSampler:
             raise InputError(f"no training example has both a query and a positive in {sorted(wanted or [])}")
         if len(examples) < batch_size:
             raise InputError(f"batch size {batch_size} exceeds the {len(examples)} training examples")
+        self._check_kinds()
         self.epoch, self.consumed = 0, 0
         self._plan: list[tuple[str, list[Pair]]] | None = None
+
+    def _check_kinds(self) -> None:
+        """Every kind of batch the strategy draws can be filled: said before training, not at the first batch."""
+        kinds = {"xx-mono": ["mono"], "xx": ["xx"], "xy": ["xy"],
+                 "hybrid": (["mono"] if self.alpha > 0 else []) + (["xy"] if self.alpha < 1 else [])}[self.strategy]
+        for kind in kinds:
+            if kind == "mono":
+                most = max(sum(lang in langs for langs in self.langs) for lang in self.languages)
+                enough, what = most >= self.batch_size, f"at most {most} examples share a language"
+            else:
+                count = sum(self._eligible(i, kind, None) for i in range(len(self.examples)))
+                enough = count >= self.batch_size
+                what = f"{count} examples have {'two languages or more' if kind == 'xy' else 'a language'}"
+            if not enough:
+                raise InputError(f"no '{kind}' batch of {self.batch_size} pairs can be formed for sampling "
+                                 f"'{self.strategy}': {what} (languages {', '.join(self.languages)})")
 
     @classmethod
     def of(cls, examples: list[ParallelExample], sampling: SamplingConfig, batch_size: int,

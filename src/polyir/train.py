@@ -8,30 +8,49 @@ import logging
 import math
 import random
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from polyir import checkpoints
+from polyir import checkpoints, guard, provenance
 from polyir.config import TrainConfig
 from polyir.data import read_beir, read_train
 from polyir.distributed import init_world
 from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
-from polyir.evaluate.metrics import better
-from polyir.files import atomic_file
+from polyir.files import atomic_file, text_lines
 from polyir.loader import BatchLoader
 from polyir.loss import InfoNCE
 from polyir.memory import peak_memory_gib, reset_peak_memory
-from polyir.model import BiEncoder
+from polyir.model import BiEncoder, resolve_model_path
 from polyir.randomness import generator_states, restore_generator_states
+from polyir.results import better
 from polyir.sampling import BatchSampler
 from polyir.steps import make_step
 
 log = logging.getLogger(__name__)
+# what a resumed run may change: how long it trains and how often it is evaluated (checkpoint settings, which
+# cannot change a result, are never part of a fingerprint)
+SAFE_ON_RESUME = frozenset({"optim.max_steps", "optim.max_examples", "optim.max_seconds", "eval.every_steps",
+                            "eval.every_examples"})
+
+
+def run_fingerprint(config: TrainConfig, settings: dict | None = None, inputs: dict | None = None) -> dict:
+    """What a run's results depend on: its settings but for paths, logging, checkpoint cadence and encoding batch
+    size; the checksums of its data (and of its model, when it is a folder); `settings` and `inputs` add what a
+    caller evaluates it on."""
+    values = config.model_dump(mode="json", exclude={"output_dir": True, "checkpoint": True,
+                                                     "eval": {"batch_size"}, "data": {"train", "dev"}})
+    values["model"] = config.model.model_dump(mode="json", exclude_unset=True)  # what the user set
+    files = {"data.train": config.data.train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)}}
+    model = Path(resolve_model_path(config.model.name_or_path))
+    if model.is_dir():
+        files["model"] = model
+        values["model"].pop("name_or_path")
+    return provenance.fingerprint({**values, **(settings or {})}, {**files, **(inputs or {})})
 
 
 class TrainingDiverged(RuntimeError):
@@ -46,7 +65,7 @@ def _autocast(config: TrainConfig, device: torch.device):
 
 def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
     """The bi-encoder to train, on its device, in the configured precision, compiled if asked."""
-    settings = config.model.model_dump(exclude={"name_or_path"})
+    settings = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)  # the rest: the model's own
     model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(device)
     if config.precision == "bf16-weights":
         model.compute_in(torch.bfloat16)
@@ -82,17 +101,25 @@ def _optimizer(model: BiEncoder, config: TrainConfig, device: torch.device
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, resume: bool = False, show_progress: bool = True):
+    """One run: everything that can be checked is checked here, before the output folder is touched; the folder
+    is then locked for the life of the run (`run` releases it)."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, show_progress: bool = True,
+                 fingerprint: dict | None = None):
         self.world = init_world()
         self.config, self.show_progress = config, show_progress and self.world.main
         self.out = Path(config.output_dir)
         self.device = self.world.device
         self.world.check_divides(config.step)
         self.setting, self.metric = config.eval.metric.split("/")
+        model_folder = Path(resolve_model_path(config.model.name_or_path))
+        guard.check_output(self.out, [config.data.train, *config.data.dev, *([model_folder] * model_folder.is_dir())])
         log = self.out / "log.jsonl"
         if log.exists() and not resume:
             raise InputError("output_dir already holds a run; pass --resume to continue it, or choose another "
                              "output_dir", self.out)
+        self.fingerprint = fingerprint or run_fingerprint(config)
+        self.changed_on_resume = self._resume_changes() if resume and log.exists() else {}
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         self.examples, self.dev = read_train(config.data.train), _dev_tasks(config)
@@ -103,11 +130,35 @@ class Trainer:
         self.optimizer, self.scheduler = _optimizer(self.model, config, self.device)
         self.step, self.examples_seen, self.seconds, self.train_seconds = 0, 0, 0.0, 0.0
         self.best: dict | None = None
-        if resume:
-            self._resume()
+        self._recorded = False
+        self.lock = ExitStack()
+        if self.world.main:
+            self.lock.enter_context(guard.exclusive(self.out))
+        try:
+            if resume:
+                self._resume()
+        except BaseException:
+            self.lock.close()
+            raise
         micro = config.step.micro_batch_size if config.step.strategy == "accumulation" else None
         self.loader = BatchLoader(self.sampler, self.model, self.world, micro)
         self.writer = None
+
+    def _resume_changes(self) -> dict:
+        """The settings changed since the run began, when every one is safe to change on resume."""
+        stored = provenance.read(self.out)
+        if stored is None:
+            raise InputError(f"no {provenance.FILE}: which settings produced this run is unknown, so it cannot be "
+                             "resumed safely; start it again in another output_dir", self.out)
+        changed = provenance.differences(stored, self.fingerprint)
+        unsafe = {key: values for key, values in changed.items() if key not in SAFE_ON_RESUME}
+        if unsafe:
+            raise InputError(f"the run was started with other settings or data ({provenance.describe(unsafe)}); "
+                             f"resume only changes {', '.join(sorted(SAFE_ON_RESUME))}. Restore the configuration, "
+                             "or start a new run in another output_dir", self.out)
+        if changed:
+            log.info("%s: resuming with %s", self.out, provenance.describe(changed))
+        return changed
 
     # -- state ----------------------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -138,12 +189,26 @@ class Trainer:
         log.info("%s: resuming from %s", self.out, checkpoint.name)
 
     def _truncate_log(self, step: int) -> None:
-        """Drop log lines past the checkpoint: those steps will be run again."""
-        log = self.out / "log.jsonl"
-        if log.exists() and self.world.main:
-            kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-            with atomic_file(log) as out:
-                out.write("".join(line + "\n" for line in kept))
+        """Drop log lines past the checkpoint (those steps will be run again), and a last line torn by a process
+        that died while writing it."""
+        path = self.out / "log.jsonl"
+        if not (path.exists() and self.world.main):
+            return
+        lines = [(number, text) for number, text in text_lines(path) if text.strip()]
+        kept = []
+        for index, (number, text) in enumerate(lines):
+            try:
+                entry = json.loads(text)
+            except json.JSONDecodeError:
+                if index < len(lines) - 1:
+                    raise InputError("malformed log line in the middle of the log; expected one JSON object per "
+                                     "line", path, number) from None
+                log.warning("%s: line %d was torn (the run died while writing it); dropped", path, number)
+                continue
+            if entry["step"] <= step:
+                kept.append(text)
+        with atomic_file(path) as out:
+            out.write("".join(line + "\n" for line in kept))
 
     # -- loop -----------------------------------------------------------------------------------------------
     def run(self) -> Path:
@@ -156,6 +221,7 @@ class Trainer:
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(config.model_dump_json(indent=2))
+            provenance.write(self.out, self.fingerprint)
             self.writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.step + 1)
             log = (self.out / "log.jsonl").open("a", encoding="utf-8")
         reset_peak_memory(self.device)
@@ -178,18 +244,25 @@ class Trainer:
                 if main and (self.step % config.checkpoint.every_steps == 0 or self.finished):
                     checkpoints.save(self.out / "checkpoints", self.step, self.model.backbone, self._state(),
                                      config.checkpoint.keep)
+            if main and not self.dev:  # without dev tasks, the model is the last one
+                self.model.save(self.out / "model")
         finally:
             self.loader.close()
             bar.close()
             if log is not None:
                 log.close()
                 self.writer.close()
-        if main and not self.dev:  # without dev tasks, the model is the last one
-            self.model.save(self.out / "model")
+            self.lock.close()
         self.world.barrier()
         return self.out / "model"
 
     def _record(self, log, entry: dict) -> None:
+        if not self._recorded:  # the run's first line states the encoder settings used, and what resume changed
+            entry["encoder"] = {key: {"value": value, "from": self.model.sources[key]}
+                                for key, value in self.model.settings.model_dump(mode="json").items()}
+            if self.changed_on_resume:
+                entry["changed_on_resume"] = {key: list(values) for key, values in self.changed_on_resume.items()}
+            self._recorded = True
         if log is not None:
             log.write(json.dumps(entry) + "\n")
             log.flush()

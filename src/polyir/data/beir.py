@@ -6,7 +6,7 @@ from pathlib import Path
 
 from polyir.data.records import Document, Query, RetrievalTask
 from polyir.errors import InputError
-from polyir.files import read_jsonl, require, write_jsonl
+from polyir.files import read_jsonl, require, text_lines, write_jsonl
 
 UNDETERMINED = "und"  # BCP 47 for "language not given"
 
@@ -25,6 +25,9 @@ def _read_lang(record: dict, default: str | None, seen: dict[bool, int], path: P
 
 def _read_id(record: dict, path: Path, line: int, seen: dict[str, int]) -> str:
     value = str(require(record, "_id", (str, int), path, line))
+    if not value or any(c.isspace() for c in value):
+        raise InputError(f"_id {value!r} is empty or holds white space, which a TREC run line cannot carry; "
+                         "expected an id without spaces", path, line)
     if value in seen:
         raise InputError(f"duplicate _id '{value}' (first on line {seen[value]})", path, line)
     seen[value] = line
@@ -55,33 +58,49 @@ def read_queries(path: Path, lang: str | None = None) -> list[Query]:
     ]
 
 
+def _grade(score: str) -> int | None:
+    """An integer grade ('1', or '1.0' as some tools write it), or None when `score` is not a number."""
+    try:
+        value = float(score)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
 def read_qrels(path: Path, query_ids: set[str], doc_ids: set[str]) -> dict[str, dict[str, int]]:
-    """BEIR qrels: an optional header line, then `query-id<TAB>corpus-id<TAB>score`."""
-    if not path.is_file():
-        raise InputError("file not found", path)
+    """BEIR qrels: an optional header line, then `query-id<TAB>corpus-id<TAB>score`, each pair judged once."""
     qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line, row in enumerate(handle, start=1):
-            if not row.strip():
-                continue
-            cells = row.rstrip("\n").split("\t")
-            if len(cells) != 3:
-                raise InputError(f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cells)}",
-                                 path, line)
-            query_id, doc_id, score = cells
-            try:
-                grade = int(score)
-            except ValueError:
-                if line == 1 and not qrels:
-                    continue  # header
-                raise InputError(f"score must be an integer, got '{score}'", path, line) from None
-            if query_id not in query_ids:
-                raise InputError(f"unknown query-id '{query_id}' (not in queries.jsonl)", path, line)
-            if doc_id not in doc_ids:
-                raise InputError(f"unknown corpus-id '{doc_id}' (not in corpus.jsonl)", path, line)
-            qrels.setdefault(query_id, {})[doc_id] = grade
-    if not qrels:
-        raise InputError("no relevance judgements; expected lines 'query-id<TAB>corpus-id<TAB>score'", path)
+    first_seen: dict[tuple[str, str], int] = {}
+    first_row = True
+    for line, row in text_lines(path):
+        if not row.strip():
+            continue
+        header_allowed, first_row = first_row, False
+        cells = row.split("\t")
+        if len(cells) != 3:
+            raise InputError(f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cells)}",
+                             path, line)
+        query_id, doc_id, score = cells
+        grade = _grade(score)
+        if grade is None:
+            if header_allowed:
+                continue  # the header: its score column is a name, not a number
+            raise InputError(f"score must be an integer, got {score!r}", path, line)
+        if query_id not in query_ids:
+            raise InputError(f"unknown query-id {query_id!r} (not in queries.jsonl)", path, line)
+        if doc_id not in doc_ids:
+            raise InputError(f"unknown corpus-id {doc_id!r} (not in corpus.jsonl)", path, line)
+        if (query_id, doc_id) in first_seen:
+            raise InputError(f"query {query_id!r} and document {doc_id!r} are judged again (first on line "
+                             f"{first_seen[query_id, doc_id]}); expected one judgement per pair", path, line)
+        if query_id == doc_id and grade > 0:
+            raise InputError(f"query {query_id!r} has a relevant document of the same id, which BEIR's rule leaves "
+                             "out of the query's ranking; expected distinct ids", path, line)
+        first_seen[query_id, doc_id] = line
+        qrels.setdefault(query_id, {})[doc_id] = grade
+    if not any(grade > 0 for judged in qrels.values() for grade in judged.values()):
+        raise InputError("no relevant document (every score is 0, or there are no judgements); expected lines "
+                         "'query-id<TAB>corpus-id<TAB>score' with some score above 0", path)
     return qrels
 
 

@@ -10,14 +10,13 @@ from pathlib import Path
 
 from polyir.data.records import Document, Query, RetrievalTask
 from polyir.errors import InputError
+from polyir.files import text_lines
 
 IDS_FILE = "ids.txt"  # optional: the original id of each line (FLORES / SIB-200 index_id)
 
 
 def _read_lines(path: Path) -> list[str]:
-    lines = path.read_text(encoding="utf-8").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = [text for _, text in text_lines(path)]
     if not lines:
         raise InputError("empty file; expected one sentence per line", path)
     for number, line in enumerate(lines, start=1):

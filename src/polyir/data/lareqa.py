@@ -13,6 +13,7 @@ from pathlib import Path
 
 from polyir.data.records import Document, ParallelExample, Query, RetrievalTask
 from polyir.errors import InputError
+from polyir.files import read_text
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ def _get(node: object, key: str, kind: type, path: Path, where: str):
 
 def _answer_sentence(breaks: list, start: int, path: Path, where: str) -> int:
     for index, span in enumerate(breaks):
-        if not (isinstance(span, list) and len(span) == 2):
-            raise InputError(f"'{where}.sentence_breaks[{index}]' must be a [start, end] pair", path)
+        if not (isinstance(span, list) and len(span) == 2 and all(type(edge) is int for edge in span)):
+            raise InputError(f"'{where}.sentence_breaks[{index}]' must be a [start, end] pair of integers, got "
+                             f"{span!r}", path)
         if span[0] <= start < span[1]:
             return index
     raise InputError(f"answer_start {start} at {where} lies in no sentence span", path)
@@ -49,7 +51,7 @@ def _answer_sentence(breaks: list, start: int, path: Path, where: str) -> int:
 def read_language(path: Path, lang: str) -> list[Article]:
     """One `<lang>.json` file as articles of sentences and questions (with their answer sentence)."""
     try:
-        root = json.loads(path.read_text(encoding="utf-8"))
+        root = json.loads(read_text(path))
     except json.JSONDecodeError as error:
         raise InputError(f"malformed JSON ({error.msg}, column {error.colno})", path, error.lineno) from None
     articles = []
@@ -61,6 +63,9 @@ def read_language(path: Path, lang: str) -> list[Article]:
             breaks = _get(paragraph, "sentence_breaks", list, path, where)
             if len(texts) != len(breaks):
                 raise InputError(f"{where} has {len(texts)} sentences but {len(breaks)} sentence_breaks", path)
+            for i, text in enumerate(texts):
+                if not isinstance(text, str) or not text.strip():
+                    raise InputError(f"'{where}.sentences[{i}]' must be a non-empty string, got {text!r}", path)
             ids = [f"{lang}-{a}-{p}-{s}" for s in range(len(texts))]
             sentences.update(zip(ids, (text.strip() for text in texts)))
             for q, qa in enumerate(_get(paragraph, "qas", list, path, where)):
@@ -69,8 +74,10 @@ def read_language(path: Path, lang: str) -> list[Article]:
                     raise InputError(f"{where}.qas[{q}] has no answer", path)
                 start = _get(answers[0], "answer_start", int, path, f"{where}.qas[{q}].answers[0]")
                 sentence = _answer_sentence(breaks, start, path, f"{where}.qas[{q}]")
-                questions.append(Question(str(_get(qa, "id", str, path, f"{where}.qas[{q}]")),
-                                          _get(qa, "question", str, path, f"{where}.qas[{q}]"), ids[sentence]))
+                text = _get(qa, "question", str, path, f"{where}.qas[{q}]")
+                if not text.strip():
+                    raise InputError(f"'{where}.qas[{q}].question' is empty; expected the question's text", path)
+                questions.append(Question(str(_get(qa, "id", str, path, f"{where}.qas[{q}]")), text, ids[sentence]))
         articles.append(Article(sentences, questions))
     if not articles:
         raise InputError("no articles in 'data'", path)

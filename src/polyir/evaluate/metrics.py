@@ -8,22 +8,13 @@ import ir_measures
 import torch
 from ir_measures import RR, R, nDCG
 
+from polyir.results import METRICS
+
 # polyir's metric names (DESIGN.md) -> ir_measures measures
 LIBRARY_MEASURES = {"ndcg@10": nDCG @ 10, "recall@1": R @ 1, "recall@10": R @ 10, "recall@100": R @ 100,
                     "mrr@10": RR @ 10}
 LIBRARY_DEPTH = 100  # the deepest cut-off among LIBRARY_MEASURES
-METRICS = ["map", *LIBRARY_MEASURES, "rank_distance"]
-LOWER_IS_BETTER = frozenset({"rank_distance"})
-
-
-def better(metric: str, a: float, b: float) -> bool:
-    """Whether score `a` beats `b` on `metric`."""
-    return a < b if metric in LOWER_IS_BETTER else a > b
-
-
-def best(metric: str, values):
-    """The best of `values` on `metric`."""
-    return (min if metric in LOWER_IS_BETTER else max)(values)
+assert METRICS == ("map", *LIBRARY_MEASURES, "rank_distance")  # the names metrics.json uses (results.py)
 
 Qrels = dict[str, dict[str, int]]
 Run = dict[str, dict[str, float]]

@@ -1,0 +1,214 @@
+"""Runs a researcher can cite: a result always matches its configuration (fingerprints, resume after an edit),
+outputs never destroy inputs, two processes never share an output, checkpoints and logs survive damage. Real
+subprocesses of `polyir` on a tiny M2M-100 and real XQuAD-R text."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+from tests.helpers import polyir
+from tests.test_train import log_of, write_config
+
+
+def test_resume_refuses_changed_settings_and_applies_safe_ones(tiny_m2m100, small_xquad, tmp_path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad, **{"optim.max_steps": 2})
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    fingerprint = json.loads((out / "fingerprint.json").read_text())
+    assert fingerprint["settings"]["optim.lr"] == 1e-3 and set(fingerprint["inputs"]) == {
+        "data.train", "data.dev[0]", "model"}
+    before = (out / "log.jsonl").read_bytes()
+    # lr and temperature changed: refused, naming both with their values, and nothing written
+    edited = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
+                          **{"optim": {"lr": 5e-4, "warmup_steps": 1, "max_steps": 4, "temperature": 0.1}})
+    result = polyir("train", "--config", edited, "--quiet", "--resume")
+    assert result.returncode == 2, result.stderr
+    assert "optim.lr: 0.001 -> 0.0005" in result.stderr and "optim.temperature: 0.05 -> 0.1" in result.stderr
+    assert "optim.max_steps" not in result.stderr.split("resume only changes")[0]
+    assert (out / "log.jsonl").read_bytes() == before
+    # a longer budget and another evaluation cadence are safe: applied, and recorded in the log
+    longer = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
+                          **{"optim.max_steps": 4, "eval.every_steps": 1})
+    result = polyir("train", "--config", longer, "--quiet", "--resume")
+    assert result.returncode == 0, result.stderr
+    log = log_of(out)
+    assert [e["step"] for e in log] == [0, 1, 2, 3, 4] and all("dev" in e for e in log[3:])
+    assert log[3]["changed_on_resume"] == {"optim.max_steps": [2, 4], "eval.every_steps": [2, 1]}
+    assert json.loads((out / "fingerprint.json").read_text())["settings"]["optim.max_steps"] == 4
+
+
+def test_the_models_own_prompts_win_over_polyirs_defaults(minilm, small_xquad, tmp_path):
+    """all-MiniLM-L6-v2 declares no prompts: a model that does (as multilingual-e5 does) keeps them unless the
+    user sets others; the log says where each value came from and the saved model carries the same."""
+    from polyir.model import BiEncoder
+
+    e5_like = tmp_path / "e5-like"
+    BiEncoder.from_pretrained(minilm, query_prefix="query: ", passage_prefix="passage: ").save(e5_like)
+    (e5_like / "polyir_config.json").unlink()  # only its sentence-transformers files declare the prompts
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, e5_like, small_xquad,
+                          **{"optim.max_steps": 1, "step": {"strategy": "full", "batch_size": 8}})
+    settings = yaml.safe_load(config.read_text())
+    settings["model"] = {"name_or_path": str(e5_like), "max_passage_length": 48}  # no prefixes set
+    config.write_text(yaml.safe_dump(settings))
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 0, result.stderr
+    encoder = log_of(out)[0]["encoder"]
+    assert encoder["query_prefix"] == {"value": "query: ", "from": "model"}
+    assert encoder["passage_prefix"] == {"value": "passage: ", "from": "model"}
+    assert encoder["max_passage_length"] == {"value": 48, "from": "user"}
+    assert encoder["lang_map"]["from"] == "default"
+    saved = json.loads((out / "model" / "polyir_config.json").read_text())
+    assert (saved["query_prefix"], saved["passage_prefix"]) == ("query: ", "passage: ")
+
+
+GRID = {
+    "model": {"max_query_length": 24, "max_passage_length": 48},
+    "dataset": {"name": "xquad-r", "languages": ["de", "en", "es"], "dev": 0.1, "test": 0.1, "seed": 0},
+    "grid": {"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 8}], "seeds": [0]},
+    "budget": {"steps": 3}, "optim": {"lr": 1e-3, "warmup_steps": 1, "temperature": 0.05},
+    "eval": {"every_steps": 1, "metric": "multi/map", "depth": 20}, "checkpoint": {"every_steps": 1, "keep": 1},
+}
+
+
+def compare(tmp_path, model, data_dir, *extra, **changes):
+    config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(model)))
+    for key, value in changes.items():
+        section, _, name = key.partition(".")
+        config[section] = dict(config[section], **{name: value})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    return polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet", *extra)
+
+
+def test_compare_never_reuses_a_result_of_other_settings_or_data(tiny_m2m100, data_dir, tmp_path):
+    assert compare(tmp_path, tiny_m2m100, data_dir).returncode == 0
+    cell = tmp_path / "cmp" / "runs" / "xy__full-8__seed0"
+    first = json.loads((cell / "result.json").read_text())
+    # the learning rate changed: the finished cell is not reused, and nothing is overwritten
+    result = compare(tmp_path, tiny_m2m100, data_dir, **{"optim.lr": 5e-4})
+    assert result.returncode == 2, result.stderr
+    assert "cell xy__full-8__seed0" in result.stderr and "optim.lr: 0.001 -> 0.0005" in result.stderr
+    assert json.loads((cell / "result.json").read_text()) == first
+    # the data split changed: the prepared data is not reused either
+    result = compare(tmp_path, tiny_m2m100, data_dir, **{"dataset.seed": 1})
+    assert result.returncode == 2 and "prepared data" in result.stderr and "dataset.seed: 0 -> 1" in result.stderr
+    # the data itself changed (a copy with one question edited): its checksum names the file
+    edited = tmp_path / "edited"
+    (edited / "xquad-r").mkdir(parents=True)
+    for lang in ("de", "en", "es"):
+        text = (data_dir / "xquad-r" / f"{lang}.json").read_text(encoding="utf-8")
+        (edited / "xquad-r" / f"{lang}.json").write_text(text.replace("?", " ?", 1) if lang == "en" else text,
+                                                        encoding="utf-8")
+    result = compare(tmp_path, tiny_m2m100, edited)
+    assert result.returncode == 2 and "input xquad-r/en.json (checksum)" in result.stderr
+    # a setting that cannot change a result (the encoding batch size) counts for nothing
+    assert compare(tmp_path, tiny_m2m100, data_dir, **{"eval.batch_size": 7}).returncode == 0
+    assert json.loads((cell / "result.json").read_text()) == first
+    # --redo makes it again with the new settings
+    result = compare(tmp_path, tiny_m2m100, data_dir, "--redo", **{"optim.lr": 5e-4})
+    assert result.returncode == 0, result.stderr
+    redone = json.loads((cell / "result.json").read_text())
+    assert redone["log"][-1]["loss"] != first["log"][-1]["loss"]  # step 3: after an update at the new lr
+    assert json.loads((cell / "fingerprint.json").read_text())["settings"]["optim.lr"] == 5e-4
+
+
+def test_compare_checks_the_whole_grid_before_training_and_leaves_nothing(tiny_m2m100, data_dir, tmp_path):
+    result = compare(tmp_path, tiny_m2m100, data_dir, **{"dataset.languages": ["en"]})  # X-Y needs two languages
+    assert result.returncode == 2 and "no 'xy' batch" in result.stderr, result.stderr
+    assert not (tmp_path / "cmp").exists()
+    result = compare(tmp_path, tiny_m2m100, data_dir, **{"eval.metric": "multi/ndcg@20"})
+    assert result.returncode == 2 and "eval.metric" in result.stderr and not (tmp_path / "cmp").exists()
+
+
+def test_overwrite_never_deletes_an_input(data_dir, tmp_path):
+    src = tmp_path / "src"
+    (src / "xquad-r").mkdir(parents=True)
+    (src / "xquad-r" / "en.json").write_bytes((data_dir / "xquad-r" / "en.json").read_bytes())
+    for out in (src, tmp_path, src / "xquad-r"):  # the input itself, a parent of it, inside it
+        result = polyir("prepare", "lareqa", src / "xquad-r", out, "--holdout", "0.5", "--overwrite")
+        assert result.returncode == 2 and "overlap" in result.stderr, result.stderr
+        assert (src / "xquad-r" / "en.json").is_file()
+    result = polyir("prepare", "lareqa", src / "xquad-r", ".", "--holdout", "0.5", "--overwrite", cwd=tmp_path)
+    assert result.returncode == 2 and "current directory" in result.stderr
+    (tmp_path / "file").write_text("x")
+    result = polyir("prepare", "lareqa", src / "xquad-r", tmp_path / "file", "--holdout", "0.5", "--overwrite")
+    assert result.returncode == 2 and "is a file" in result.stderr and (tmp_path / "file").read_text() == "x"
+
+
+HOLD_LOCK = """
+import sys, time
+from polyir.guard import exclusive
+with exclusive(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_one_output_folder_one_process_and_no_stale_lock(tiny_m2m100, small_xquad, tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad, **{"optim.max_steps": 1})
+        result = polyir("train", "--config", config, "--quiet")
+        assert result.returncode == 2 and f"pid {holder.pid}" in result.stderr, result.stderr
+        assert not (out / "log.jsonl").exists()
+    finally:
+        holder.kill()  # dies holding the lock: the operating system releases it
+        holder.wait()
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 0, result.stderr
+
+
+def test_retention_keeps_intact_checkpoints_around_a_damaged_one(tmp_path):
+    import torch
+
+    from polyir import checkpoints
+
+    model, folder = torch.nn.Linear(2, 2), tmp_path / "checkpoints"
+    for step in (1, 2):
+        checkpoints.save(folder, step, model, {"step": step}, keep=1)
+    damaged = checkpoints.save(folder, 9, model, {"step": 9}, keep=5)  # left by another run, then damaged
+    (damaged / checkpoints.WEIGHTS).write_bytes(b"broken")
+    checkpoints.save(folder, 3, model, {"step": 3}, keep=1)
+    # the damaged one sorts highest: it neither counts as kept nor costs step 3 its place
+    assert sorted(p.name for p in folder.iterdir()) == ["step-00000003", "step-00000009"]
+    assert checkpoints.newest(folder).name == "step-00000003"
+
+
+def test_a_torn_last_log_line_is_repaired_on_resume(tiny_m2m100, small_xquad, tmp_path):
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad, **{"optim.max_steps": 2})
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    with (out / "log.jsonl").open("a") as log:
+        log.write('{"step": 3, "examples": 24, "los')  # the process died mid-line
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad, **{"optim.max_steps": 3})
+    result = polyir("train", "--config", config, "--quiet", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "torn" in result.stderr and [e["step"] for e in log_of(out)] == [0, 1, 2, 3]
+
+
+def test_resume_loads_the_checkpoint_rather_than_starting_again(tiny_m2m100, small_xquad, tmp_path):
+    """Equal final weights cannot tell resuming from restarting; the work done can: a resumed run trains only the
+    steps after its checkpoint, and its first new step's loss is the uninterrupted run's."""
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    config = write_config(tmp_path / "r.yaml", reference, tiny_m2m100, small_xquad, **{"optim.max_steps": 4})
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad, **{"optim.max_steps": 2})
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    marker = os.path.getmtime(out / "checkpoints" / "step-00000002" / "manifest.json")
+    time.sleep(0.05)
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad, **{"optim.max_steps": 4})
+    result = polyir("train", "--config", config, "--quiet", "--resume")
+    assert result.returncode == 0 and "resuming from step-00000002" in result.stderr
+    resumed = [e for e in log_of(out) if e.get("changed_on_resume")]
+    assert [e["step"] for e in resumed] == [3], "the first line after resuming is step 3, not step 1"
+    assert resumed[0]["loss"] == next(e["loss"] for e in log_of(reference) if e["step"] == 3)
+    assert not (out / "checkpoints" / "step-00000002").exists() or os.path.getmtime(
+        out / "checkpoints" / "step-00000002" / "manifest.json") == marker

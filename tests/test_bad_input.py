@@ -147,3 +147,141 @@ def test_missing_model_and_usage_errors(tmp_path):
     assert result.returncode == 2 and "--dtype must be 'float32' or 'bfloat16', got 'float16'" in result.stderr
     assert not (tmp_path / "o").exists()
     assert polyir("prepare", "lareqa", "--help").returncode == 0
+
+
+def read_error(read, *args) -> str:
+    """The message of the InputError that `read(*args)` raises (any other exception fails the test)."""
+    from polyir.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        read(*args)
+    return str(caught.value)
+
+
+def test_qrels_rules(tmp_path):
+    """A headerless first line keeps its judgement (also written as 1.0); a pair judged twice, a relevant
+    document with the query's own id, and judgements that are all 0 are errors naming the line."""
+    from polyir.data.beir import read_qrels
+
+    path = tmp_path / "test.tsv"
+    path.write_text("q1\td1\t1.0\nq1\td2\t0\n")
+    assert read_qrels(path, {"q1"}, {"d1", "d2"}) == {"q1": {"d1": 1, "d2": 0}}
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td1\t2\n")
+    message = read_error(read_qrels, path, {"q1"}, {"d1"})
+    assert "test.tsv:3" in message and "judged again (first on line 2)" in message
+    path.write_text("q1\tq1\t1\n")
+    assert "same id" in read_error(read_qrels, path, {"q1"}, {"q1"})
+    path.write_text("query-id\tcorpus-id\tscore\nq1\td1\t0\n")
+    assert "no relevant document" in read_error(read_qrels, path, {"q1"}, {"d1"})
+    path.write_text("q1\td1\t0.5\n")
+    assert "test.tsv:1" in read_error(read_qrels, path, {"q1"}, {"d1"})
+
+
+@pytest.mark.parametrize(("name", "content", "where", "what"), [
+    ("corpus.jsonl", b'{"_id": "d1", "text": "one"}\n{"_id": "d2", "text": "t\xe9o"}\n', "corpus.jsonl:2",
+     "not UTF-8"),
+    ("corpus.jsonl", b'{"_id": "d 1", "text": "one"}\n', "corpus.jsonl:1", "white space"),
+    ("corpus.jsonl", b'{"_id": "d1", "text": "one", "text": "two"}\n', "corpus.jsonl:1", "duplicate key 'text'"),
+    ("queries.jsonl", b'{"_id": "q1", "text": "what"}\n\xff\n', "queries.jsonl:2", "not UTF-8"),
+    ("qrels/test.tsv", b"q1\td1\t1\nq1\td\xc3\n", "test.tsv:2", "not UTF-8"),
+])
+def test_beir_readers_reject_bad_bytes_and_ids(name, content, where, what, tmp_path):
+    from polyir.data import read_beir
+
+    folder = beir_folder(tmp_path / "task", ['{"_id": "d1", "text": "one"}'], ['{"_id": "q1", "text": "what"}'],
+                         ["q1\td1\t1"])
+    (folder / name).write_bytes(content)
+    message = read_error(read_beir, folder, "test", "en")
+    assert where in message and what in message, message
+
+
+def test_a_bom_and_crlf_line_ends_are_read_as_text(tmp_path):
+    from polyir.data import read_beir
+
+    folder = beir_folder(tmp_path / "task", [], [], [])
+    (folder / "corpus.jsonl").write_bytes('\ufeff{"_id": "d1", "text": "one"}\r\n'.encode())
+    (folder / "queries.jsonl").write_bytes('\ufeff{"_id": "q1", "text": "what"}\r\n'.encode())
+    (folder / "qrels" / "test.tsv").write_bytes("\ufeffq1\td1\t1\r\n".encode())
+    task = read_beir(folder, "test", "en")
+    assert [d.id for d in task.corpus] == ["d1"] and task.qrels == {"q1": {"d1": 1}}
+
+
+def test_bitext_yaml_and_lareqa_bad_bytes_name_their_line(data_dir, tmp_path):
+    from polyir.config import load_yaml
+    from polyir.data.bitext import read_bitext
+    from polyir.data.lareqa import read_language
+
+    (tmp_path / "bitext").mkdir()
+    (tmp_path / "bitext" / "en.txt").write_bytes(b"one\ntw\xffo\n")
+    assert "en.txt:2" in read_error(read_bitext, tmp_path / "bitext")
+    (tmp_path / "c.yaml").write_bytes(b"seed: 0\noutput_dir: caf\xe9\n")
+    assert "c.yaml:2" in read_error(load_yaml, tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("seed: 0\noptim: {lr: 1}\nseed: 1\n")
+    message = read_error(load_yaml, tmp_path / "d.yaml")
+    assert "d.yaml:3" in message and "duplicate key 'seed' (first on line 1)" in message
+    raw = (data_dir / "xquad-r" / "en.json").read_bytes()
+    (tmp_path / "en.json").write_bytes(raw[:5000] + b"\x80" + raw[5000:])
+    assert "en.json:1" in read_error(read_language, tmp_path / "en.json", "en")
+
+
+@pytest.mark.parametrize(("change", "what"), [
+    (lambda p: p.update(sentences=[1] + p["sentences"][1:]), "sentences[0]' must be a non-empty string"),
+    (lambda p: p.update(sentence_breaks=[[0, "9"]] + p["sentence_breaks"][1:]), "pair of integers"),
+    (lambda p: p["qas"][0].update(question="  "), "question' is empty"),
+])
+def test_lareqa_fields_of_the_wrong_kind(change, what, data_dir, tmp_path):
+    from polyir.data.lareqa import read_language
+
+    data = json.loads((data_dir / "xquad-r" / "en.json").read_text(encoding="utf-8"))
+    change(data["data"][0]["paragraphs"][0])
+    (tmp_path / "en.json").write_text(json.dumps(data))
+    assert what in read_error(read_language, tmp_path / "en.json", "en")
+
+
+def test_model_folders_that_cannot_be_loaded(tmp_path, tiny_bert):
+    task = beir_folder(tmp_path / "task", GOOD_CORPUS, GOOD_QUERIES, GOOD_QRELS)
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    no_weights = tmp_path / "no-weights"
+    shutil.copytree(tiny_bert, no_weights)
+    for weights in no_weights.glob("*.safetensors"):
+        weights.unlink()
+    bad_settings = tmp_path / "bad-settings"
+    shutil.copytree(tiny_bert, bad_settings)
+    (bad_settings / "polyir_config.json").write_text('{"pooling": "max"}')
+    for model, what in ((empty, "cannot load"), (no_weights, "cannot load"), (bad_settings, "pooling")):
+        result = polyir("evaluate", "--model", model, "--task", task, "--out", tmp_path / "out", "--quiet")
+        assert result.returncode == 2 and what in result.stderr and "Traceback" not in result.stderr, result.stderr
+    result = polyir("evaluate", "--model", tiny_bert, "--task", task, "--out", tmp_path / "out", "--device", "cuda")
+    assert result.returncode == 2 and "no CUDA device" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("change", "what"), [
+    ({"optim.temperature": float("inf")}, "optim.temperature"),
+    ({"step": {"strategy": "accumulation", "batch_size": 8, "micro_batch_size": 16}}, "exceeds step.batch_size"),
+    ({"data.languages": ["de", "sw"]}, "data.languages: sw not in the training data"),
+    ({"eval.metric": "multi/ndcg@20"}, "eval.metric"),
+    ({"eval.metric": "mono/rank_distance"}, "only in the multi setting"),
+])
+def test_configs_found_wrong_before_training(change, what, tiny_m2m100, small_xquad, tmp_path):
+    from tests.test_train import write_config
+
+    config = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_m2m100, small_xquad, **change)
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 2 and what in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_cells_that_differ_only_in_weighting_are_two_cells(tmp_path):
+    from polyir.config import CompareConfig
+    from polyir.experiment import expand
+
+    config = CompareConfig(output_dir=tmp_path, model={"name_or_path": "m"}, budget={"steps": 1},
+                           data={"train": "t.jsonl", "dev": ["d"], "test": ["e"]},
+                           grid={"sampling": [{"strategy": "xx-mono"}, {"strategy": "xx-mono",
+                                                                        "weighting": "proportional"}],
+                                 "step": [{"strategy": "full", "batch_size": 8}]})
+    cells = expand(config)
+    assert [c.name for c in cells] == ["xx-mono__full-8__seed0", "xx-mono-proportional__full-8__seed0"]
+    assert cells[1].strategy == "xx-mono(proportional) + full(8)"

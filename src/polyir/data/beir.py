@@ -58,13 +58,15 @@ def read_queries(path: Path, lang: str | None = None) -> list[Query]:
     ]
 
 
-def _grade(score: str) -> int | None:
-    """An integer grade ('1', or '1.0' as some tools write it), or None when `score` is not a number."""
+def _grade(score: str, path: Path, line: int) -> int | None:
+    """An integer grade ('1', or '1.0' as some tools write it), or None when `score` is not a number (a header)."""
     try:
         value = float(score)
     except ValueError:
         return None
-    return int(value) if value.is_integer() else None
+    if not value.is_integer():
+        raise InputError(f"score must be an integer, got {score!r}", path, line)
+    return int(value)
 
 
 def read_qrels(path: Path, query_ids: set[str], doc_ids: set[str]) -> dict[str, dict[str, int]]:
@@ -81,7 +83,7 @@ def read_qrels(path: Path, query_ids: set[str], doc_ids: set[str]) -> dict[str, 
             raise InputError(f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(cells)}",
                              path, line)
         query_id, doc_id, score = cells
-        grade = _grade(score)
+        grade = _grade(score, path, line)
         if grade is None:
             if header_allowed:
                 continue  # the header: its score column is a name, not a number

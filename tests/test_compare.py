@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import defaultdict
+from statistics import fmean
 
+import pytest
 import yaml
+from scipy import stats
 
 from tests.helpers import polyir
 
@@ -51,6 +55,7 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     assert any(line.startswith("xquad-r-test, multi map") for line in results["answer"])
     examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
     assert set(examples.values()) == {32}, "every run gets the same budget of examples"
+    recompute_the_report_from_the_runs(out, results)
 
     # run again: every cell is complete and skipped
     runs = out / "runs"
@@ -72,6 +77,46 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     after = json.loads((cell / "result.json").read_text())
     assert after["test"] == before["test"]
     assert [e["loss"] for e in after["log"]] == [e["loss"] for e in before["log"]]
+
+
+def recompute_the_report_from_the_runs(out, results):
+    """The report's numbers, worked out again from each run's own log.jsonl and result.json with scipy, apart
+    from polyir's analysis code: the target, every run's steps to it, and each strategy's paired test."""
+    curves = {}
+    for run in results["runs"]:
+        log = [json.loads(line) for line in (out / "runs" / run["cell"] / "log.jsonl").read_text().splitlines()]
+        curves[run["cell"]] = [(e["step"], fmean(task["multi"]["map"] for task in e["dev"].values()))
+                               for e in log if "dev" in e]
+    target = 0.95 * max(value for curve in curves.values() for _, value in curve)
+    assert results["target"] == pytest.approx(target)
+    for run in results["runs"]:
+        first = next((step for step, value in curves[run["cell"]] if value >= target), None)
+        assert run["convergence"]["step"] == first, run["cell"]
+    strategies = results["strategies"]
+    for name, summary in strategies.items():
+        steps = [r["convergence"]["step"] for r in results["runs"] if r["strategy"] == name]
+        assert summary["step_to_target"] == (fmean(steps) if None not in steps else None)
+
+    def per_query(strategy):  # (language, query) -> map averaged over seeds, from result.json
+        values = defaultdict(list)
+        for run in results["runs"]:
+            if run["strategy"] == strategy:
+                result = json.loads((out / "runs" / run["cell"] / "result.json").read_text())
+                for lang, queries in result["test"]["xquad-r-test"]["per_query"]["multi"].items():
+                    for qid, metrics in queries.items():
+                        values[lang, qid].append(metrics["map"])
+        return {unit: fmean(v) for unit, v in values.items()}
+
+    reference = per_query(results["reference"])
+    for name, test in results["significance"]["xquad-r-test"]["multi"].items():
+        other = per_query(name)
+        units = sorted(reference)
+        assert test["n"] == len(units)
+        assert test["difference"] == pytest.approx(fmean(other[u] - reference[u] for u in units))
+        differences = [other[u] - reference[u] for u in units]
+        expected = 1.0 if not any(differences) else stats.ttest_rel([other[u] for u in units],
+                                                                   [reference[u] for u in units]).pvalue
+        assert test["p"] == pytest.approx(expected)
 
 
 def test_compare_rejects_a_bad_grid(tiny_m2m100, data_dir, tmp_path):

@@ -117,3 +117,42 @@ def test_default_task_is_all_of_xquad_r(tiny_bert, full_data, tmp_path):
     assert list(metrics) == ["xquad-r"]
     assert sum(entry["n"] for entry in metrics["xquad-r"]["mono"].values()) == 11 * 1190
     assert len((tmp_path / "E" / "runs" / "xquad-r.trec").read_text().splitlines()) == 5 * 11 * 1190
+
+
+def run_scores(path):
+    """{(query, document): score} of a TREC run file."""
+    return {(q, d): float(score) for q, _, d, _, score, _ in (line.split() for line in path.read_text().splitlines())}
+
+
+def test_language_options_change_the_language_tokens(tmp_path, tiny_m2m100, data_dir):
+    """--lang-map CODE=ta scores exactly as the same texts labelled `ta`; CODE= (no token) and --lang with
+    another language score otherwise; --dtype bfloat16 scores close to, but not the same as, float32."""
+    te = (data_dir / "flores-sib200" / "tel_Telu.txt").read_text(encoding="utf-8").splitlines()[:12]
+    folders = {}
+    for label in ("tel_Telu", "ta", None):
+        folder = tmp_path / f"task-{label}"
+        folder.mkdir()
+        lang = {} if label is None else {"lang": label}
+        (folder / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": t, **lang}) + "\n"
+                                                     for i, t in enumerate(te)))
+        (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": t[:40], **lang}) + "\n"
+                                                      for i, t in enumerate(te)))
+        (folder / "qrels").mkdir()
+        (folder / "qrels" / "test.tsv").write_text("".join(f"q{i}\td{i}\t1\n" for i in range(len(te))))
+        folders[label] = folder
+
+    def scores(folder, out, *options):
+        result = polyir("evaluate", "--model", tiny_m2m100, "--task", folder, "--out", tmp_path / out, "--depth",
+                        "0", "--quiet", *options)
+        assert result.returncode == 0, result.stderr
+        return run_scores(tmp_path / out / "runs" / f"{folder.name}.trec")
+
+    mapped = scores(folders["tel_Telu"], "mapped", "--lang-map", "tel_Telu=ta")
+    assert mapped == scores(folders["ta"], "ta")
+    untagged = scores(folders["tel_Telu"], "untagged", "--lang-map", "tel_Telu=")
+    assert untagged.keys() == mapped.keys() and untagged != mapped
+    assert scores(folders[None], "lang", "--lang", "ta") == mapped
+    assert scores(folders[None], "lang-sw", "--lang", "swh_Latn") != mapped
+    half = scores(folders["ta"], "bf16", "--dtype", "bfloat16")
+    differences = [abs(half[key] - mapped[key]) for key in mapped]
+    assert 0 < max(differences) < 0.05

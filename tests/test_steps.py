@@ -166,6 +166,10 @@ def test_gradcache_under_bf16_autocast_tracks_full_batch(tiny_m2m100, parallel_e
     assert all(p.grad.dtype == torch.float32 for p in model.encoder.parameters() if p.grad is not None)
     assert abs(cached_loss - full_loss) < 0.05 * abs(full_loss)
     assert relative_error(cached, full) < 0.05
+    # negative control: the gradient of a loss 20% off in temperature lies far outside that tolerance
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, wrong = run(model, GradCache(model, InfoNCE(TEMPERATURE * 1.2, symmetric=True), chunk_size=4), pairs)
+    assert relative_error(wrong, full) > 0.1
 
 
 def test_compiled_encoder_gives_the_eager_gradient(tiny_m2m100, parallel_examples):
@@ -227,6 +231,9 @@ def test_bf16_compute_weights_sum_gradients_into_float32_masters(tiny_m2m100, pa
     assert grads.numel() == reference.numel()
     assert abs(value - reference_loss) < 0.01 * abs(reference_loss)
     assert 0 < relative_error(grads, reference) < 0.05
+    # negative control: the bf16 tolerance does not hide a wrong gradient (a loss 20% off in temperature)
+    _, wrong = run(model, GradCache(model, InfoNCE(TEMPERATURE * 1.2, symmetric=True), chunk_size=4), pairs)
+    assert relative_error(wrong, reference) > 0.1
 
 
 def test_bf16_compute_weights_keep_updates_too_small_for_bf16(tiny_m2m100, parallel_examples):

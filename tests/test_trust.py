@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+import torch
 import yaml
 
 from tests.helpers import polyir
@@ -212,3 +214,40 @@ def test_resume_loads_the_checkpoint_rather_than_starting_again(tiny_m2m100, sma
     assert resumed[0]["loss"] == next(e["loss"] for e in log_of(reference) if e["step"] == 3)
     assert not (out / "checkpoints" / "step-00000002").exists() or os.path.getmtime(
         out / "checkpoints" / "step-00000002" / "manifest.json") == marker
+
+
+@pytest.mark.parametrize("metric", ["multi/map", "multi/rank_distance"])
+def test_the_kept_model_is_the_best_on_the_dev_metric(metric, tiny_m2m100, small_xquad, tmp_path):
+    """model/ holds the weights of the evaluation with the best dev score (highest map, lowest rank distance),
+    read from the run's own log and checkpoints."""
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
+                          **{"optim": {"lr": 3e-3, "warmup_steps": 0, "max_steps": 5, "temperature": 0.05},
+                             "eval": {"every_steps": 1, "at_start": False, "metric": metric, "depth": 20},
+                             "checkpoint": {"every_steps": 1, "keep": 10}})
+    assert polyir("train", "--config", config, "--quiet").returncode == 0
+    setting, name = metric.split("/")
+    scores = {e["step"]: e["dev"]["eval"][setting][name] for e in log_of(out)}
+    best = (min if name == "rank_distance" else max)(scores, key=lambda step: (scores[step], -step))
+    assert len(set(scores.values())) > 1, "the dev score moved: the choice is not trivial"
+    kept = load_file(out / "model" / "model.safetensors")
+    at_best = load_file(out / "checkpoints" / f"step-{best:08d}" / "model.safetensors")
+    others = [step for step in scores if scores[step] != scores[best]]
+    shared = kept.keys() & at_best.keys()  # tied embeddings are stored under one of their names in each
+    assert any(k.startswith("encoder.layers") for k in shared)
+    assert all(torch.equal(kept[k], at_best[k]) for k in shared)
+    differing = load_file(out / "checkpoints" / f"step-{others[0]:08d}" / "model.safetensors")
+    assert not all(torch.equal(kept[k], differing[k]) for k in shared)
+
+
+def test_examples_and_seconds_budgets_stop_the_run(tiny_m2m100, small_xquad, tmp_path):
+    for name, optim, steps in (("examples", {"max_examples": 20}, 3),  # 8 pairs a step: 24 >= 20 after 3
+                               ("seconds", {"max_seconds": 1e-6}, 1)):  # any step takes longer
+        out = tmp_path / name
+        config = write_config(tmp_path / f"{name}.yaml", out, tiny_m2m100, small_xquad,
+                              **{"optim": {"lr": 1e-3, "max_steps": 50, **optim}, "eval.every_steps": 100})
+        assert polyir("train", "--config", config, "--quiet").returncode == 0
+        log = log_of(out)
+        assert log[-1]["step"] == steps and "dev" in log[-1], (name, [e["step"] for e in log])

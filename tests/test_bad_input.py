@@ -285,3 +285,21 @@ def test_cells_that_differ_only_in_weighting_are_two_cells(tmp_path):
     cells = expand(config)
     assert [c.name for c in cells] == ["xx-mono__full-8__seed0", "xx-mono-proportional__full-8__seed0"]
     assert cells[1].strategy == "xx-mono(proportional) + full(8)"
+
+
+def test_an_output_polyir_may_not_write_exits_2(tmp_path):
+    """/sys is read-only for files in a container (and in most Linux systems): no traceback, exit 2."""
+    import os
+
+    try:
+        os.mkdir("/sys/polyir-probe")
+    except OSError:
+        pass
+    else:
+        os.rmdir("/sys/polyir-probe")
+        pytest.skip("/sys is writable here")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "en.txt").write_text("one\n")
+    (tmp_path / "src" / "sw.txt").write_text("moja\n")
+    result = polyir("prepare", "bitext", tmp_path / "src", "/sys/polyir-out", "--pivot", "en")
+    assert result.returncode == 2 and "/sys/" in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -251,3 +251,23 @@ def test_examples_and_seconds_budgets_stop_the_run(tiny_m2m100, small_xquad, tmp
         assert polyir("train", "--config", config, "--quiet").returncode == 0
         log = log_of(out)
         assert log[-1]["step"] == steps and "dev" in log[-1], (name, [e["step"] for e in log])
+
+
+def test_a_damaged_newest_checkpoint_never_costs_the_run_its_intact_ones(tiny_m2m100, small_xquad, tmp_path):
+    """Step 4's checkpoint is damaged and nothing intact is left, so resuming starts over; the checkpoint it then
+    writes at step 2 survives retention although the damaged one sorts after it, and the next resume uses it."""
+    out = tmp_path / "run"
+
+    def train(max_steps):
+        config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
+                              **{"optim.max_steps": max_steps, "checkpoint": {"every_steps": 2, "keep": 1}})
+        return polyir("train", "--config", config, "--quiet", "--resume")
+
+    assert train(4).returncode == 0
+    damaged = out / "checkpoints" / "step-00000004" / "model.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    result = train(2)
+    assert result.returncode == 0 and "no complete checkpoint" in result.stderr, result.stderr
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002", "step-00000004"]
+    result = train(3)
+    assert result.returncode == 0 and "resuming from step-00000002" in result.stderr, result.stderr

@@ -5,6 +5,7 @@ left out by the caller."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -29,16 +30,26 @@ def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _file_checksum(path: Path, size: int, modified_ns: int) -> str:
+    """A file's SHA-256, read once per process for a given size and modification time (every cell of a grid
+    fingerprints the same model and data)."""
+    return sha256(path)
+
+
 def checksum(path: Path) -> str:
     """SHA-256 of a file, or of a folder's files (names and contents, in name order); 'missing' if absent."""
-    path = Path(path)
-    if path.is_file():
-        return sha256(path)
-    if not path.is_dir():
+    path = Path(path).resolve()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
+                                                  and not p.name.startswith(".")) if path.is_dir() else None
+    if files is None:
         return "missing"
+    sums = [_file_checksum(file, file.stat().st_size, file.stat().st_mtime_ns) for file in files]
+    if path.is_file():
+        return sums[0]
     digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        digest.update(f"{file.relative_to(path).as_posix()}\0{sha256(file)}\0".encode())
+    for file, value in zip(files, sums):
+        digest.update(f"{file.relative_to(path).as_posix()}\0{value}\0".encode())
     return digest.hexdigest()
 
 

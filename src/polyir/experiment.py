@@ -162,7 +162,7 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     return result
 
 
-def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
+def validate(data: CompareDataConfig, cells: list[Cell]) -> None:
     """What can be checked before the first step: the test tasks read, and every cell's batches can be drawn
     from the training data."""
     for path in data.test:
@@ -185,7 +185,7 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
     try:
         with guard.exclusive(out):
             data, source = prepare_data(config, data_dir, redo)
-            validate(config, data, cells)
+            validate(data, cells)
             results = []
             for index, cell in enumerate(cells, start=1):
                 log.info("[%d/%d] %s", index, len(cells), cell.name)

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from importlib.resources import files
@@ -82,6 +83,9 @@ def download(source: Source, target: Path, names: list[str] | None = None) -> Pa
             if actual != expected:
                 raise InputError(f"checksum mismatch for {source.base_url + name}: expected {expected}, got {actual}")
             os.replace(temporary, target / name)
+        except urllib.error.HTTPError as error:  # reached, and refused: not a reason to use the sample
+            raise InputError(f"cannot download {source.base_url + name}: the server answered {error.code} "
+                             f"{error.reason}") from None
         except OSError as error:
             raise Unreachable(f"cannot download {source.base_url + name} ({error}); offline, pass --data-dir "
                              f"with a folder that holds {source.name}/") from None

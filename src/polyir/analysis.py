@@ -14,6 +14,7 @@ from scipy import stats
 from polyir.config import CompareConfig, CompareDataConfig
 from polyir.results import (
     LOWER_IS_BETTER,
+    BelowStart,
     CellResult,
     Convergence,
     CurvePoint,
@@ -23,6 +24,7 @@ from polyir.results import (
     RunSummary,
     StrategySummary,
     Summary,
+    Untrained,
     best,
     better,
 )
@@ -87,8 +89,10 @@ def paired_test(a: dict, b: dict) -> PairedTest:
     return PairedTest(n=len(units), difference=diff, p=float(stats.ttest_rel(x, y).pvalue))
 
 
-def summarise(config: CompareConfig, data: CompareDataConfig, results: list[CellResult], source: str) -> Summary:
-    """Every number of the comparison; `source` says where the prepared data came from."""
+def summarise(config: CompareConfig, data: CompareDataConfig, results: list[CellResult], source: str,
+              untrained: Untrained | None = None) -> Summary:
+    """Every number of the comparison; `source` says where the prepared data came from, `untrained` holds the
+    starting model's scores that every strategy is read against."""
     metric_path, share = config.eval.metric, config.target
     metric = metric_path.split("/")[1]
     curves = {r.cell: dev_curve(r.log, metric_path) for r in results}
@@ -107,12 +111,30 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
     strategies = {name: _aggregate(group) for name, group in runs.items()}
     reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
     encoder = next((e.encoder for r in results for e in r.log if e.encoder), None)
+    per_language = _per_language(by_strategy)
+    start = _per_language({"untrained": [untrained]}) if untrained else {}
+    start = {task: {setting: {key: v["untrained"] for key, v in keys.items()} for setting, keys in settings.items()}
+             for task, settings in start.items()}
     return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
                    training_languages=data.languages, data=source, encoder=encoder,
                    runs=[run for group in runs.values() for run in group],
                    strategies=strategies, significance=_significance(by_strategy, reference, config.test.metric),
-                   per_language=_per_language(by_strategy), machine=f"{platform.machine()}, {platform.system()}",
-                   date=time.strftime("%Y-%m-%d"))
+                   per_language=per_language, machine=f"{platform.machine()}, {platform.system()}",
+                   date=time.strftime("%Y-%m-%d"),
+                   untrained={task: e.table.summary for task, e in untrained.test.items()} if untrained else {},
+                   untrained_per_language=start, below_untrained=_below(per_language, start))
+
+
+def _below(per_language: dict, start: dict) -> list[BelowStart]:
+    """Every (strategy, task, setting, language or pair) whose map ends below the untrained model's."""
+    found = []
+    for task, settings in per_language.items():
+        for setting, keys in settings.items():
+            for key, by_strategy in keys.items():
+                origin = start.get(task, {}).get(setting, {}).get(key)
+                found += [BelowStart(strategy=name, task=task, setting=setting, key=key, value=value, untrained=origin)
+                          for name, value in by_strategy.items() if origin is not None and value < origin]
+    return found
 
 
 def _aggregate(group: list[RunSummary]) -> StrategySummary:

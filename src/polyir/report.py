@@ -30,7 +30,23 @@ def answer(summary: Summary, metric: str) -> list[str]:
             value = strategies[reference].test[task][setting][metric][0]
             others = "; ".join(f"{name} {t.difference:+.4f} (p = {t.p:.3g})" for name, t in tests.items())
             lines.append(f"{task}, {setting} {metric}: {reference} {value:.4f}; {others}.")
+    if summary.untrained:
+        lines.append(_forgetting(summary))
     return lines
+
+
+def _forgetting(summary: Summary) -> str:
+    """Where strategies end below the model they started from (test map per language or pair)."""
+    if not summary.below_untrained:
+        return "No strategy ends below the untrained model on any test language (map per language or pair)."
+    by_strategy: dict[str, list[str]] = {}
+    for b in summary.below_untrained:
+        by_strategy.setdefault(b.strategy, []).append(f"{b.task} {b.setting} {b.key} "
+                                                      f"{b.value:.4f} < {b.untrained:.4f}")
+    total = sum(len(keys) for settings in summary.untrained_per_language.values() for keys in settings.values())
+    return f"Below the untrained model (test map per language or pair, of {total}; ↓ in the tables): " + "; ".join(
+        f"{name}: {len(items)} ({', '.join(items[:3])}{', …' if len(items) > 3 else ''})"
+        for name, items in by_strategy.items()) + "."
 
 
 def write(out: Path, config: CompareConfig, summary: Summary, command: str) -> Summary:
@@ -162,6 +178,10 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
         settings = list(first.test[task])
         lines += [f"### {task}", "", "| strategy | " + " | ".join(f"{x} {metric}" for x in settings) +
                   " | " + " | ".join(f"p ({x})" for x in settings) + " |", "|---" * (1 + 2 * len(settings)) + "|"]
+        if task in s.untrained:
+            start = [s.untrained[task].get(x, {}).get(metric) for x in settings]
+            lines.append("| untrained (step 0) | " + " | ".join("" if v is None else f"{v:.4f}" for v in start) +
+                " | " + " | ".join("" for _ in settings) + " |")
         for name, a in s.strategies.items():
             values = [_fmt(a.test[task][x].get(metric), spread=spread) for x in settings]
             tests = s.significance.get(task, {})
@@ -170,17 +190,23 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
             lines.append(f"| {name} | " + " | ".join(values) + " | " + " | ".join(ps) + " |")
         lines.append("")
     for task, settings in s.per_language.items():
-        for setting in ("mono", "multi"):
-            if setting not in settings:
-                continue
+        shown = [x for x in ("mono", "multi") if x in settings] or [x for x in ("cross",) if x in settings]
+        for setting in shown:
             table, names = settings[setting], list(s.strategies)
+            start = s.untrained_per_language.get(task, {}).get(setting, {})
             trained = set(s.training_languages or [])
-            lines += [f"### {task}: {setting} map per language (mean over seeds; † = never in training)", "",
-                      "| language | " + " | ".join(names) + " |", "|---" * (1 + len(names)) + "|"]
+            head = ["untrained"] * bool(start) + names
+            lines += [f"### {task}: {setting} map per language (mean over seeds; † = never in training; ↓ = below "
+                      "the untrained model)", "", "| language | " + " | ".join(head) + " |",
+                      "|---" * (1 + len(head)) + "|"]
             for key in sorted(table):
-                mark = "" if not trained or key in trained else " †"
-                lines.append(f"| {key}{mark} | " + " | ".join(f"{table[key].get(n, float('nan')):.4f}" for n in names)
-                             + " |")
+                languages = key.split("->")
+                mark = "" if not trained or all(k in trained for k in languages) else " †"
+                cells = [f"{start[key]:.4f}"] if key in start else [""] * bool(start)
+                for name in names:
+                    value = table[key].get(name, float("nan"))
+                    cells.append(f"{value:.4f}" + (" ↓" if key in start and value < start[key] else ""))
+                lines.append(f"| {key}{mark} | " + " | ".join(cells) + " |")
             lines.append("")
     lines += ["## Language bias (rank distance in the multi setting; lower is better)", "",
               "| strategy | " + " | ".join(s.per_language) + " |", "|---" * (1 + len(s.per_language)) + "|"]

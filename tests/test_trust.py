@@ -126,6 +126,23 @@ def test_compare_checks_the_whole_grid_before_training_and_leaves_nothing(tiny_m
     assert not (tmp_path / "cmp").exists()
     result = compare(tmp_path, tiny_m2m100, data_dir, **{"eval.metric": "multi/ndcg@20"})
     assert result.returncode == 2 and "eval.metric" in result.stderr and not (tmp_path / "cmp").exists()
+    # a FLORES dev share too small for the 200 sample lines, or with no FLORES languages to split
+    result = compare(tmp_path, tiny_m2m100, data_dir, **{"dataset.bitext": ["swh_Latn"], "dataset.bitext_dev": 0.001})
+    assert result.returncode == 2 and "dataset.bitext_dev=0.001 leaves an empty split of 200 lines" in result.stderr
+    assert not (tmp_path / "cmp").exists()
+    result = compare(tmp_path, tiny_m2m100, data_dir, **{"dataset.bitext_dev": 0.2})
+    assert result.returncode == 2 and "c.yaml" in result.stderr and "dataset.bitext_dev needs dataset.bitext" in \
+        result.stderr, result.stderr
+
+
+def test_the_untrained_models_scores_are_not_reused_for_another_model_setting(tiny_m2m100, data_dir, tmp_path):
+    """untrained/ is fingerprinted like a cell: another encoder setting is an error naming it, unless --redo."""
+    assert compare(tmp_path, tiny_m2m100, data_dir).returncode == 0
+    first = json.loads((tmp_path / "cmp" / "untrained" / "result.json").read_text())
+    result = compare(tmp_path, tiny_m2m100, data_dir, **{"model.max_passage_length": 32})
+    assert result.returncode == 2 and "untrained model's scores" in result.stderr, result.stderr
+    assert "model.max_passage_length: 48 -> 32" in result.stderr
+    assert json.loads((tmp_path / "cmp" / "untrained" / "result.json").read_text()) == first
 
 
 def test_overwrite_never_deletes_an_input(data_dir, tmp_path):

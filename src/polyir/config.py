@@ -247,6 +247,12 @@ class DatasetConfig(Strict):
                               "dev task (every language pooled), so that the kept model is chosen on those "
                               "languages too; the test task has the other lines")
 
+    @model_validator(mode="after")
+    def _bitext_dev(self) -> DatasetConfig:
+        if self.bitext_dev and not self.bitext:
+            raise ValueError("dataset.bitext_dev needs dataset.bitext (the FLORES codes whose lines it splits)")
+        return self
+
 
 class CompareDataConfig(Strict):
     train: Path | None = None

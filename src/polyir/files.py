@@ -4,11 +4,13 @@ output."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,14 +34,18 @@ def _decoded(raw: bytes, path: Path, number: int) -> str:
 
 
 def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """(line number, text without its line end) of a UTF-8 text file, streamed."""
+    """(line number, text without its line end) of a UTF-8 text file (gzip-compressed if named *.gz), streamed."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found" if not path.exists() else "not a file", path)
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            text = _decoded(raw, path, number).rstrip("\n").removesuffix("\r")
-            yield number, text.removeprefix(BOM) if number == 1 else text
+    number = 0
+    try:
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")) as handle:
+            for number, raw in enumerate(handle, start=1):
+                text = _decoded(raw, path, number).rstrip("\n").removesuffix("\r")
+                yield number, text.removeprefix(BOM) if number == 1 else text
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise InputError(f"damaged gzip data after line {number} ({error}); expected a whole .gz file", path) from None
 
 
 def read_text(path: str | Path) -> str:

@@ -54,11 +54,17 @@ def bitext_task(src_dir: str | Path, pivot: str, languages: list[str] | None = N
     if languages and pivot not in languages:
         languages = [*languages, pivot]
     ids, texts = read_bitext(src_dir, languages)
+    if pivot not in texts:
+        raise InputError(f"pivot '{pivot}' has no file; expected one of {', '.join(texts)}", src_dir)
+    return aligned_task(ids, texts, pivot, pooled, name, lines)
+
+
+def aligned_task(ids: list[str], texts: dict[str, list[str]], pivot: str, pooled: bool = False,
+                 name: str = "bitext", lines: list[int] | None = None) -> RetrievalTask:
+    """The bitext task of line-aligned `texts` (language -> lines, each line id in `ids`)."""
     if lines is not None:
         ids = [ids[n] for n in lines]
         texts = {lang: [rows[n] for n in lines] for lang, rows in texts.items()}
-    if pivot not in texts:
-        raise InputError(f"pivot '{pivot}' has no file; expected one of {', '.join(texts)}", src_dir)
     corpus_langs = list(texts) if pooled else [pivot]
     query_langs = list(texts) if pooled else [lang for lang in texts if lang != pivot]
     corpus = [Document(f"{lang}-{i}", texts[lang][n], lang) for lang in corpus_langs for n, i in enumerate(ids)]

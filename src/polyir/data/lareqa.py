@@ -84,10 +84,13 @@ def read_language(path: Path, lang: str) -> list[Article]:
     return articles
 
 
-def read_lareqa(src_dir: str | Path) -> dict[str, list[Article]]:
-    """Every `<lang>.json` of a LAReQA folder; articles are aligned by position and checked by question ids."""
+def read_lareqa(src_dir: str | Path, languages: list[str] | None = None) -> dict[str, list[Article]]:
+    """Every `<lang>.json` of a LAReQA folder (or those of `languages`); articles are aligned by position and
+    checked by question ids."""
     src_dir = Path(src_dir)
     files = sorted(src_dir.glob("*.json")) if src_dir.is_dir() else []
+    if languages is not None:
+        files = [src_dir / f"{lang}.json" for lang in languages]
     if not files:
         raise InputError("no <lang>.json files found; expected a LAReQA folder such as xquad-r/", src_dir)
     by_lang = {f.stem: read_language(f, f.stem) for f in files}

@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from polyir.data import fetch
+from polyir.data.fetch import Unreachable
 from polyir.errors import InputError
-from polyir.files import sha256
 
 
 @dataclass(frozen=True)
@@ -58,39 +55,18 @@ SAMPLE = Path(str(files("polyir") / "data" / "sample"))  # an excerpt of xquad-r
 log = logging.getLogger(__name__)
 
 
-class Unreachable(InputError):
-    """A download that could not reach its source (offline), as opposed to one that reached it and failed."""
-
-
 def cache_dir() -> Path:
     return Path(os.environ.get("POLYIR_CACHE", Path.home() / ".cache" / "polyir"))
 
 
 def download(source: Source, target: Path, names: list[str] | None = None) -> Path:
-    """Fetch every file of `source` (or those `names`) that `target` lacks, verify its checksum, and move it into
-    place."""
-    target.mkdir(parents=True, exist_ok=True)
+    """Fetch every file of `source` (or those `names`) that `target` lacks, verified by its checksum."""
     for name in names or source.files:
-        expected = source.files[name]
-        if (target / name).is_file():
-            continue
-        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=target)
-        os.close(handle)
-        try:
-            with urllib.request.urlopen(source.base_url + name, timeout=60) as response, open(temporary, "wb") as out:
-                shutil.copyfileobj(response, out)
-            actual = sha256(Path(temporary))
-            if actual != expected:
-                raise InputError(f"checksum mismatch for {source.base_url + name}: expected {expected}, got {actual}")
-            os.replace(temporary, target / name)
-        except urllib.error.HTTPError as error:  # reached, and refused: not a reason to use the sample
-            raise InputError(f"cannot download {source.base_url + name}: the server answered {error.code} "
-                             f"{error.reason}") from None
-        except OSError as error:
-            raise Unreachable(f"cannot download {source.base_url + name} ({error}); offline, pass --data-dir "
-                             f"with a folder that holds {source.name}/") from None
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        if not (target / name).is_file():
+            try:
+                fetch.download(source.base_url + name, target / name, source.files[name])
+            except Unreachable as error:
+                raise Unreachable(f"{error}; offline, pass --data-dir with a folder that holds {source.name}/") from None
     return target
 
 

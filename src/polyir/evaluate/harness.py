@@ -15,6 +15,7 @@ import torch
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.data.records import RetrievalTask
 from polyir.distributed import SINGLE, World
+from polyir.errors import InputError
 from polyir.evaluate.metrics import (
     LIBRARY_DEPTH,
     METRICS,
@@ -134,11 +135,15 @@ def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
     return keys
 
 
-def evaluate_task(model: BiEncoder, task: RetrievalTask, depth: int = 1000, batch_size: int = ENCODE_BATCH_SIZE,
+def evaluate_task(model, task: RetrievalTask, depth: int = 1000, batch_size: int = ENCODE_BATCH_SIZE,
                   settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
                   show_progress: bool = True, world: World = SINGLE, backend: str = "exact") -> TaskEvaluation:
-    """Encode the task with `model` (sharded across the ranks of `world`), then evaluate_embeddings()."""
-    embeddings = encode_task(model, task, batch_size, show_progress, world)
+    """Encode the task with `model` (sharded across the ranks of `world`), then evaluate_embeddings(). A model
+    that is not a BiEncoder (BM25, a fusion: polyir.lexical) gives its own `represent(task)`."""
+    if isinstance(model, BiEncoder):
+        embeddings = encode_task(model, task, batch_size, show_progress, world)
+    else:
+        embeddings = model.represent(task, show_progress=show_progress)
     return evaluate_embeddings(task, *embeddings, depth, settings, run_path, backend=backend)
 
 
@@ -150,6 +155,8 @@ def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: t
     this run restricted to one language's documents. A query counts in a setting when it has a relevant
     document there. `chunks`: (queries, documents) scored at once, which bounds search memory; `backend`
     "faiss" takes the top-k lists from FAISS (the ranks behind map and rank_distance stay exact)."""
+    if backend == "faiss" and not isinstance(query_emb, torch.Tensor):
+        raise InputError("--search faiss needs dense embeddings; BM25 and fusion are searched exactly")
     searched = _search(task, query_emb, doc_emb, depth, chunks, backend)
     by_lang: dict[str, list[int]] = defaultdict(list)
     for q, query in enumerate(task.queries):

@@ -16,6 +16,31 @@ NO_DOC = -1
 COMPARE_BUDGET = 1 << 26  # elements of the (queries x relevant x docs) comparison held at once
 
 
+@dataclass(frozen=True)
+class Mixture:
+    """Representations whose scores add up: product(Mixture(q1, q2), Mixture(d1, d2)) = q1.d1 + q2.d2 (a dense
+    and a sparse part, for fusion). Rows are selected in every part alike."""
+
+    parts: tuple
+
+    def __getitem__(self, index) -> Mixture:
+        return Mixture(tuple(part[index] for part in self.parts))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.parts[0].shape
+
+
+def product(queries, docs) -> torch.Tensor:
+    """Scores of every query against every document: embeddings (torch), sparse BM25 matrices (scipy), or a
+    Mixture of them."""
+    if isinstance(queries, Mixture):
+        return sum(product(q, d) for q, d in zip(queries.parts, docs.parts))
+    if isinstance(queries, torch.Tensor):
+        return queries @ docs.T
+    return torch.from_numpy((queries @ docs.T).toarray())
+
+
 @dataclass
 class Scored:
     top_scores: torch.Tensor  # (Q, k) best first
@@ -28,7 +53,15 @@ def _blocks(queries: torch.Tensor, docs: torch.Tensor, query_chunk: int, doc_chu
     for q0 in range(0, queries.shape[0], query_chunk):
         rows = slice(q0, min(q0 + query_chunk, queries.shape[0]))
         for d0 in range(0, docs.shape[0], doc_chunk):
-            yield rows, d0, queries[rows] @ docs[d0:d0 + doc_chunk].T
+            yield rows, d0, product(queries[rows], docs[d0:d0 + doc_chunk])
+
+
+def row_max(queries, docs, query_chunk: int = 1024, doc_chunk: int = 16384) -> torch.Tensor:
+    """Each query's best score over `docs`."""
+    best = torch.full((queries.shape[0],), float("-inf"))
+    for rows, _, scores in _blocks(queries, docs, query_chunk, doc_chunk):
+        best[rows] = torch.maximum(best[rows], scores.max(1).values)
+    return best
 
 
 def _in_chunk(index: torch.Tensor, d0: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

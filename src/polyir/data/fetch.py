@@ -1,0 +1,125 @@
+"""Downloads that resume, verify and never leave half a file in place.
+
+A file is fetched into `<name>.part` beside its target (continued with an HTTP Range request when a part is
+there), checked against its pinned SHA-256, then renamed. Files published without a pinned checksum get theirs
+recorded in the folder's `checksums.json` on first download and checked on every later use. $POLYIR_MIRROR
+(a base URL, e.g. file:///srv/mirror) serves every URL from `<mirror>/<host>/<path>` instead: offline copies,
+tests."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from polyir.data.registry import Remote
+from polyir.errors import InputError
+from polyir.files import atomic_file
+from polyir.provenance import checksum
+
+CHECKSUMS = "checksums.json"
+log = logging.getLogger(__name__)
+
+
+class Unreachable(InputError):
+    """A download that could not reach its source (offline), as opposed to one that reached it and failed."""
+
+
+class Missing(InputError):
+    """Files of a task that are neither in the folder given nor downloadable; the message lists them."""
+
+
+def mirrored(url: str) -> str:
+    mirror = os.environ.get("POLYIR_MIRROR")
+    if not mirror:
+        return url
+    parts = urllib.parse.urlsplit(url)
+    return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
+
+
+def download(url: str, target: Path, expected: str | None = None) -> str:
+    """Fetch `url` into `target` (resuming a `.part` left by an interrupted run); return the file's SHA-256."""
+    source = mirrored(url)
+    part = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    offset = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(source, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            resumed = offset and getattr(response, "status", 200) == 206
+            with part.open("ab" if resumed else "wb") as out:
+                shutil.copyfileobj(response, out, 1 << 20)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # the part is already whole
+            pass
+        else:
+            raise InputError(f"cannot download {source}: the server answered {error.code} {error.reason}") from None
+    except OSError as error:
+        raise Unreachable(f"cannot download {source} ({getattr(error, 'reason', error)})") from None
+    actual = checksum(part)
+    if expected is not None and actual != expected:
+        part.unlink()
+        raise InputError(f"checksum mismatch for {source}: expected SHA-256 {expected}, got {actual}; the file was "
+                         "removed (run again to download it afresh)")
+    os.replace(part, target)
+    return actual
+
+
+def _recorded(folder: Path) -> dict[str, str]:
+    path = folder / CHECKSUMS
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _verify(folder: Path, files: list[Remote], recorded: dict[str, str]) -> None:
+    for remote in files:
+        expected = remote.sha256 or recorded.get(remote.path)
+        if expected is None:
+            continue
+        actual = checksum(folder / remote.path)
+        if actual != expected:
+            how = "pinned in polyir's registry" if remote.sha256 else f"recorded at first download in {CHECKSUMS}"
+            raise InputError(f"checksum mismatch: expected SHA-256 {expected} ({how}), got {actual}; expected the "
+                             f"publisher's file{f' from {remote.url}' if remote.url else ''}", folder / remote.path)
+
+
+def _listing(folder: Path, files: list[Remote]) -> str:
+    return "; ".join(f"{folder / r.path}" + (f" (from {r.url})" if r.url else " (not downloadable: the publisher "
+                                                                         "offers no file)") for r in files)
+
+
+def in_folder(folder: Path, files: list[Remote]) -> Path:
+    """`folder` holding every one of `files` (pinned checksums checked), or Missing naming those it lacks."""
+    missing = [r for r in files if not (folder / r.path).is_file()]
+    if missing:
+        raise Missing(f"{len(missing)} file(s) missing: {_listing(folder, missing)}")
+    _verify(folder, files, {})
+    return folder
+
+
+def in_cache(folder: Path, files: list[Remote], show: bool = True) -> Path:
+    """`folder` in the cache holding `files`, downloading those it lacks; Unreachable (listing every file still
+    missing) when offline."""
+    recorded = _recorded(folder)
+    missing = [r for r in files if not (folder / r.path).is_file()]
+    for done, remote in enumerate(missing):
+        if remote.url is None:
+            raise Missing(f"{remote.path} cannot be downloaded (the publisher offers no file); pass --data-dir "
+                          f"with a folder holding {folder.name}/{remote.path}")
+        if show:
+            log.info("downloading %s (%d of %d)", remote.url, done + 1, len(missing))
+        try:
+            actual = download(remote.url, folder / remote.path, remote.sha256)
+        except Unreachable as error:
+            raise Unreachable(f"{error}; offline, pass --data-dir D with the publisher's files in D/: "
+                              f"{_listing(Path(folder.name), missing[done:])}") from None
+        if remote.sha256 is None:
+            recorded[remote.path] = actual
+            with atomic_file(folder / CHECKSUMS) as out:
+                json.dump(recorded, out, indent=1, sort_keys=True)
+    _verify(folder, files, recorded)
+    return folder

@@ -1,0 +1,65 @@
+"""Named tasks as BEIR folders: the publisher's files from --data-dir or the cache (downloaded, verified),
+converted once into `<cache>/tasks/<name>-<key>/<name>/`, the key a hash of the converter, the languages and the
+files' checksums, so a converted task is reused only for the same inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from polyir.data.beir import write_beir
+from polyir.data.converters import VERSION, convert
+from polyir.data.fetch import in_cache, in_folder
+from polyir.data.registry import Entry, parse, remotes
+from polyir.data.sources import cache_dir
+from polyir.files import atomic_dir
+from polyir.provenance import checksum
+
+
+@dataclass(frozen=True)
+class NamedTask:
+    spec: str  # as asked for, e.g. miracl:sw
+    entry: Entry
+    langs: list[str]
+    folder: Path  # the converted BEIR folder
+
+    @property
+    def split(self) -> str:
+        return self.entry.split
+
+
+def _publisher_files(entry: Entry, langs: list[str], data_dir: Path | None) -> tuple[Path, list[Path]]:
+    """(the folder the entry's paths start from, the files used)."""
+    files = [remote for lang in langs for remote in remotes(entry, lang)]
+    if data_dir is None:
+        folder = in_cache(cache_dir() / "raw" / entry.local_folder, files)
+    else:
+        folder = Path(data_dir) / entry.local_folder
+        lines = [folder / f"{lang}.txt" for lang in langs]
+        if entry.converter == "sib200" and all(path.is_file() for path in lines):  # already line-aligned
+            return folder, [*lines, *([folder / "ids.txt"] if (folder / "ids.txt").is_file() else [])]
+        in_folder(folder, files)
+    return folder, [folder / remote.path for remote in files]
+
+
+def named_tasks(spec: str, data_dir: Path | None = None) -> list[NamedTask]:
+    """The BEIR folders of `spec` (NAME or NAME:LANG,...): one per language, or one for a multilingual entry."""
+    entry, langs = parse(spec)
+    groups = [[lang] for lang in langs if lang != entry.pivot] if entry.per_language else [langs]
+    out = []
+    for group in groups:
+        root, paths = _publisher_files(entry, group, data_dir)
+        key = hashlib.sha256(json.dumps({"converter": [entry.converter, VERSION], "entry": entry.name,
+                                         "languages": group, "files": [checksum(p) for p in paths]}).encode())
+        name = f"{entry.name}-{group[0]}" if entry.per_language and len(entry.languages) > 1 else entry.name
+        folder = cache_dir() / "tasks" / f"{name}-{key.hexdigest()[:16]}" / name
+        if not (folder / "qrels" / f"{entry.split}.tsv").is_file():
+            task = convert(entry, group, root)
+            task.name = name
+            with atomic_dir(folder.parent, overwrite=True) as staging:
+                (staging / name).mkdir()
+                write_beir(task, staging / name, entry.split)
+        out.append(NamedTask(spec, entry, group, folder))
+    return out

@@ -24,6 +24,9 @@ app = typer.Typer(help=__doc__.split("\n")[0], no_args_is_help=True, pretty_exce
 prepare_app = typer.Typer(help="Turn raw data into train.jsonl and BEIR folders with `lang` fields.",
                           no_args_is_help=True)
 app.add_typer(prepare_app, name="prepare")
+data_app = typer.Typer(help="Named retrieval tasks: list the registry, download or convert a task.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
 DEFAULT_MODEL = "facebook/m2m100_418M"
@@ -119,7 +122,7 @@ def parse_lang_map(pairs: list[str]) -> dict[str, str | None]:
 @app.command()
 def evaluate(
     out: Annotated[Path, typer.Option(help="Output folder: metrics.json and runs/<task>.trec.")],
-    model: Annotated[str, typer.Option(help="Model folder or Hugging Face hub id.")] = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option(help="Model folder, hub id, pkg:MODULE, or bm25.")] = DEFAULT_MODEL,
     task: Annotated[list[Path] | None, typer.Option(
         help="BEIR folder (repeat for several tasks); default: all of XQuAD-R.")] = None,
     data_dir: Annotated[Path | None, typer.Option(
@@ -168,11 +171,16 @@ def evaluate(
                  "max_query_length": max_query_length, "max_passage_length": max_passage_length}
     if lang_map:
         overrides["lang_map"] = parse_lang_map(lang_map)
-    encoder = BiEncoder.from_pretrained(model, dtype=getattr(torch, dtype), **overrides)
-    try:
-        encoder.to(device)
-    except RuntimeError as error:
-        raise InputError(f"--device {device}: {error}") from None
+    if model == "bm25":
+        from polyir.lexical import BM25
+
+        encoder = BM25()
+    else:
+        encoder = BiEncoder.from_pretrained(model, dtype=getattr(torch, dtype), **overrides)
+        try:
+            encoder.to(device)
+        except RuntimeError as error:
+            raise InputError(f"--device {device}: {error}") from None
     results = {}
     with atomic_dir(out, overwrite) as staging:
         for retrieval_task in tasks:
@@ -238,6 +246,99 @@ def compare(
     for line in summary.answer:
         print(line)
     console.print(f"report: {Path(settings.output_dir) / 'report.md'}")
+
+
+DataDir = Annotated[Path | None, typer.Option(
+    help="Folder holding the publishers' files as D/<task folder>/<path> (default: download into the cache).")]
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """The registry: each task's languages, size, license and where its files come from."""
+    from polyir.data.registry import registry
+
+    view = Table(title="polyir data: named tasks (NAME[:LANG,...])", show_lines=True)
+    for column in ("name", "languages", "queries / documents", "license", "source"):
+        view.add_column(column, overflow="fold")
+    for entry in registry().values():
+        langs = list(entry.languages)
+        queries = [info.queries for info in entry.languages.values() if info.queries]
+        docs = [info.documents for info in entry.languages.values() if info.documents]
+        size = (f"{sum(queries):,} queries" if queries else "") + (f" / {sum(docs):,} documents" if docs else "")
+        bases = sorted({spec.base.split("/")[2] for spec in entry.files.values() if spec.base}) or ["--data-dir only"]
+        view.add_row(f"{entry.name}\n{entry.title}", f"{len(langs)}: {' '.join(langs[:24])}"
+                     + (" ..." if len(langs) > 24 else ""), size, entry.license, ", ".join(bases))
+    Console(width=max(160, console.width)).print(view)
+
+
+@data_app.command("get")
+def data_get(
+    name: Annotated[list[str], typer.Argument(help="NAME or NAME:LANG[,LANG...] (see `polyir data list`).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Download (resumable, verified) or read from --data-dir, and convert to BEIR folders in the cache; prints
+    each folder."""
+    from polyir.data.named import named_tasks
+
+    for spec in name:
+        for named in named_tasks(spec, data_dir):
+            print(f"{named.folder}\t{named.split}\t{','.join(named.langs)}")
+
+
+@app.command()
+def benchmark(
+    out: Annotated[Path, typer.Option(help="Output folder: summary.md and <model>/metrics.json, runs/.")],
+    model: Annotated[list[str], typer.Option(help="Model folder, hub id, pkg:MODULE, or bm25 (repeat).")],
+    suite: Annotated[str | None, typer.Option(help="Suite name (low-resource, multilingual-qa) or YAML file.")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Named task NAME[:LANG,...] (repeat; with or without "
+                                                        "--suite).")] = None,
+    data_dir: DataDir = None,
+    fusion: Annotated[float | None, typer.Option(min=0.0, max=1.0, help=(
+        "Also fuse each dense model with BM25: w x dense + (1 - w) x BM25, max-normalised per query."))] = None,
+    results: Annotated[Path | None, typer.Option(help="Results file the rows are appended to (default: "
+                                                      "results.jsonl beside OUT).")] = None,
+    depth: Annotated[int, typer.Option(min=0, help="Documents per query in the runs (0 = whole corpus).")] = 100,
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per encoding batch.")] = ENCODE_BATCH_SIZE,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")] = "auto",
+    overwrite: Overwrite = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Evaluate models on named tasks; tasks whose files are missing are skipped, with what to get."""
+    import torch
+
+    from polyir import benchmark as bench
+
+    _quiet_libraries(quiet)
+    if suite is None and not task:
+        raise InputError("expected --suite NAME or --task NAME[:LANG] (see `polyir data list`)")
+    specs = [*(bench.load_suite(suite).tasks if suite else []), *(task or [])]
+    check_output(out, [*([data_dir] if data_dir else []), *(Path(m) for m in model if Path(m).exists())])
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}, but PyTorch sees no CUDA device here; expected cpu or auto")
+    found, missing = bench.gather(specs, data_dir)
+    explicit = [spec for spec in missing if spec in (task or [])]
+    if explicit or not found:
+        raise InputError("no task to run: " + "; ".join(f"{s}: {m}" for s, m in missing.items())
+                         if not found else f"--task {explicit[0]}: {missing[explicit[0]]}")
+    entrants = bench.contenders(model, fusion, device, {})
+    table = bench.run(entrants, found, out, results or out.parent / "results.jsonl", depth, batch_size, not quiet,
+                      "polyir " + " ".join(sys.argv[1:]), overwrite)
+    print(bench.summary(table))
+    for spec, message in missing.items():
+        console.print(f"[yellow]skipped[/yellow] {spec}: {message}; get it with `polyir data get {spec}` "
+                      "online, or give --data-dir", highlight=False, soft_wrap=True)
+    console.print(f"summary: {out / 'summary.md'}")
+
+
+@app.command()
+def results(
+    file: Annotated[Path, typer.Argument(help="A results file written by polyir benchmark.")],
+) -> None:
+    """Print the newest row of each model and revision side by side, as markdown tables."""
+    from polyir.benchmark import latest, summary
+
+    print(summary(latest(file)))
 
 
 def default_task(data_dir: Path | None):

@@ -20,7 +20,7 @@ import scipy.sparse
 import torch
 
 from polyir.data.records import RetrievalTask
-from polyir.evaluate.search import Mixture, row_max
+from polyir.evaluate.search import Mixture, spread
 from polyir.languages import base_language
 
 TOKENIZER = 1  # bump when tokens() changes
@@ -98,25 +98,28 @@ class BM25:
 
 
 class Fusion:
-    """Score interpolation of a dense model and BM25, each divided by the query's best score in the corpus:
-    weight x dense / max + (1 - weight) x bm25 / max. Exact over the whole ranking, like its parts."""
+    """Score interpolation of a dense model and BM25, each min-max normalised over the query's top 100 (as
+    Pyserini's hybrid search normalises its hits): w x dense' + (1 - w) x bm25'. A per-query shift does not change
+    a ranking, so each part is only scaled, and the fused scores stay exact over the whole corpus."""
 
     def __init__(self, dense, dense_name: str, lexical: BM25, weight: float):
         self.dense, self.lexical, self.weight = dense, lexical, weight
         self.name = f"{dense_name} + bm25 (w={weight:g})"
 
+    def combine(self, dense: tuple[torch.Tensor, torch.Tensor], sparse: tuple) -> tuple[Mixture, Mixture]:
+        """The fused (queries, documents) from the dense and the BM25 representations of one task."""
+        dense_scale = self.weight / _positive(spread(*dense))
+        sparse_scale = (1 - self.weight) / _positive(spread(*sparse))
+        queries = Mixture((dense[0] * dense_scale[:, None],
+                           scipy.sparse.diags(sparse_scale.numpy()).astype(np.float32) @ sparse[0]))
+        return queries, Mixture((dense[1], sparse[1]))
+
     def represent(self, task: RetrievalTask, show_progress: bool = False, batch_size: int = 128) -> tuple:
         from polyir.evaluate.harness import encode_task
 
-        dense_q, dense_d = encode_task(self.dense, task, batch_size, show_progress)
-        sparse_q, sparse_d = self.lexical.represent(task)
-        dense_scale = self.weight / _positive(row_max(dense_q, dense_d))
-        sparse_scale = (1 - self.weight) / _positive(row_max(sparse_q, sparse_d))
-        queries = Mixture((dense_q * dense_scale[:, None],
-                           scipy.sparse.diags(sparse_scale.numpy()).astype(np.float32) @ sparse_q))
-        return queries, Mixture((dense_d, sparse_d))
+        return self.combine(encode_task(self.dense, task, batch_size, show_progress), self.lexical.represent(task))
 
 
-def _positive(best: torch.Tensor) -> torch.Tensor:
-    """A query's best score as its scale; 1 where nothing scores above 0 (no shared term, say)."""
-    return torch.where(best > 0, best, torch.ones_like(best))
+def _positive(width: torch.Tensor) -> torch.Tensor:
+    """A query's score range as its scale; 1 where the range is empty (every top score equal, no shared term)."""
+    return torch.where(width > 0, width, torch.ones_like(width))

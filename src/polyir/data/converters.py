@@ -102,7 +102,7 @@ def trec(entry: Entry, lang: str, folder: Path) -> RetrievalTask:
 
 def tatoeba(entry: Entry, lang: str, folder: Path) -> RetrievalTask:
     paths = _paths(entry, lang, folder)
-    texts = {lang: [t for _, t in text_lines(paths["text"][0])], "eng": [t for _, t in text_lines(paths["english"][0])]}
+    texts = {code: [t for _, t in text_lines(paths[role][0])] for code, role in ((lang, "text"), ("eng", "english"))}
     if len(texts[lang]) != len(texts["eng"]):
         raise InputError(f"{len(texts[lang])} lines, but its English file has {len(texts['eng'])}; expected "
                          "line-aligned files", paths["text"][0])

@@ -26,12 +26,12 @@ CHECKSUMS = "checksums.json"
 log = logging.getLogger(__name__)
 
 
-class Unreachable(InputError):
-    """A download that could not reach its source (offline), as opposed to one that reached it and failed."""
-
-
 class Missing(InputError):
     """Files of a task that are neither in the folder given nor downloadable; the message lists them."""
+
+
+class Unreachable(Missing):
+    """A download that could not reach its source (offline), as opposed to one that reached it and failed."""
 
 
 def mirrored(url: str) -> str:

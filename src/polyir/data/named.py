@@ -11,7 +11,7 @@ from pathlib import Path
 
 from polyir.data.beir import write_beir
 from polyir.data.converters import VERSION, convert
-from polyir.data.fetch import in_cache, in_folder
+from polyir.data.fetch import Missing, in_cache, in_folder
 from polyir.data.registry import Entry, parse, remotes
 from polyir.data.sources import cache_dir
 from polyir.files import atomic_dir
@@ -45,12 +45,25 @@ def _publisher_files(entry: Entry, langs: list[str], data_dir: Path | None) -> t
 
 
 def named_tasks(spec: str, data_dir: Path | None = None) -> list[NamedTask]:
-    """The BEIR folders of `spec` (NAME or NAME:LANG,...): one per language, or one for a multilingual entry."""
+    """The BEIR folders of `spec` (NAME or NAME:LANG,...): one per language, or one for a multilingual entry;
+    Missing naming every absent file when any is."""
+    found, missing = available_tasks(spec, data_dir)
+    if missing:
+        raise Missing("; ".join(missing))
+    return found
+
+
+def available_tasks(spec: str, data_dir: Path | None = None) -> tuple[list[NamedTask], list[str]]:
+    """(the tasks of `spec` whose files are here or downloadable, what is missing for the others)."""
     entry, langs = parse(spec)
     groups = [[lang] for lang in langs if lang != entry.pivot] if entry.per_language else [langs]
-    out = []
+    out, missing = [], []
     for group in groups:
-        root, paths = _publisher_files(entry, group, data_dir)
+        try:
+            root, paths = _publisher_files(entry, group, data_dir)
+        except Missing as error:
+            missing.append(str(error))
+            continue
         key = hashlib.sha256(json.dumps({"converter": [entry.converter, VERSION], "entry": entry.name,
                                          "languages": group, "files": [checksum(p) for p in paths]}).encode())
         name = f"{entry.name}-{group[0]}" if entry.per_language and len(entry.languages) > 1 else entry.name
@@ -62,4 +75,4 @@ def named_tasks(spec: str, data_dir: Path | None = None) -> list[NamedTask]:
                 (staging / name).mkdir()
                 write_beir(task, staging / name, entry.split)
         out.append(NamedTask(spec, entry, group, folder))
-    return out
+    return out, missing

@@ -66,7 +66,7 @@ def download(source: Source, target: Path, names: list[str] | None = None) -> Pa
             try:
                 fetch.download(source.base_url + name, target / name, source.files[name])
             except Unreachable as error:
-                raise Unreachable(f"{error}; offline, pass --data-dir with a folder that holds {source.name}/") from None
+                raise Unreachable(f"{error}; offline, pass --data-dir with a folder holding {source.name}/") from None
     return target
 
 

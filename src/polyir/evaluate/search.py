@@ -56,12 +56,11 @@ def _blocks(queries: torch.Tensor, docs: torch.Tensor, query_chunk: int, doc_chu
             yield rows, d0, product(queries[rows], docs[d0:d0 + doc_chunk])
 
 
-def row_max(queries, docs, query_chunk: int = 1024, doc_chunk: int = 16384) -> torch.Tensor:
-    """Each query's best score over `docs`."""
-    best = torch.full((queries.shape[0],), float("-inf"))
-    for rows, _, scores in _blocks(queries, docs, query_chunk, doc_chunk):
-        best[rows] = torch.maximum(best[rows], scores.max(1).values)
-    return best
+def spread(queries, docs, k: int = 100) -> torch.Tensor:
+    """Each query's best score minus its k-th best: the range min-max normalisation over the top k divides by."""
+    none = torch.full((queries.shape[0], 1), NO_DOC)
+    top = top_k(queries, docs, k, none, none).top_scores
+    return top[:, 0] - top[:, -1]
 
 
 def _in_chunk(index: torch.Tensor, d0: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:

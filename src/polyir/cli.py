@@ -318,9 +318,10 @@ def benchmark(
         raise InputError(f"--device {device}, but PyTorch sees no CUDA device here; expected cpu or auto")
     found, missing = bench.gather(specs, data_dir)
     explicit = [spec for spec in missing if spec in (task or [])]
-    if explicit or not found:
-        raise InputError("no task to run: " + "; ".join(f"{s}: {m}" for s, m in missing.items())
-                         if not found else f"--task {explicit[0]}: {missing[explicit[0]]}")
+    if explicit:
+        raise InputError(f"--task {explicit[0]}: {missing[explicit[0]]}")
+    if not found:
+        raise InputError("no task to run: " + "; ".join(f"{s}: {m}" for s, m in missing.items()))
     entrants = bench.contenders(model, fusion, device, {})
     table = bench.run(entrants, found, out, results or out.parent / "results.jsonl", depth, batch_size, not quiet,
                       "polyir " + " ".join(sys.argv[1:]), overwrite)

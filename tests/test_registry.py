@@ -1,0 +1,185 @@
+"""The registry of named tasks: converters on hand-written files in each publisher's format, pinned checksums
+and downloads through a local file:// mirror, offline and missing-file messages."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from polyir.data import read_beir
+from polyir.data.converters import convert
+from polyir.data.fetch import Missing, Unreachable, download
+from polyir.data.named import available_tasks, named_tasks
+from polyir.data.registry import lookup, parse, registry, remotes
+from polyir.errors import InputError
+from polyir.files import sha256
+
+from .helpers import polyir
+
+FIXTURES = Path(__file__).parent / "fixtures" / "publishers"
+TATOEBA = "https://raw.githubusercontent.com/facebookresearch/LASER/74bc6ae7ffb7cba670fe0f428d0ede9f666fb821/"
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("POLYIR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("POLYIR_MIRROR", raising=False)
+    return tmp_path / "cache"
+
+
+def write(path: Path, text: str, compress: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text.encode()) if compress else text.encode())
+
+
+def test_every_entry_is_complete_and_its_paths_are_distinct():
+    for entry in registry().values():
+        assert entry.license and entry.citation and entry.homepage and entry.languages, entry.name
+        paths = [r.path for lang in entry.languages for r in remotes(entry, lang)]
+        assert len(paths) == len(set(paths)), entry.name  # each language's files have their own place
+        for spec in entry.files.values():
+            if isinstance(spec.sha256, dict):
+                assert set(spec.sha256) == set(entry.languages), entry.name
+    assert {"miracl", "mrtydi", "ciral", "africlirmatrix", "tatoeba", "xquad-r", "mlqa-r", "flores-200",
+            "beir-nl-scifact", "beir-pl-scifact"} <= set(registry())
+    assert {"sw", "yo", "te", "bn", "hi", "th"} <= set(lookup("miracl").languages)
+    assert set(lookup("ciral").languages) == {"ha", "so", "sw", "yo"}
+    assert len(lookup("africlirmatrix").languages) == 15 and len(lookup("tatoeba").languages) == 112
+
+
+def test_unknown_names_and_languages_suggest_the_closest():
+    with pytest.raises(InputError, match="no task 'miracle'.*did you mean miracl"):
+        parse("miracle:sw")
+    with pytest.raises(InputError, match="ciral has no language 'swa'.*did you mean sw.*it has ha, so, sw, yo"):
+        parse("ciral:swa")
+    entry, langs = parse("flores-200:swh_Latn")
+    assert langs == ["swh_Latn", "eng_Latn"]  # the pivot comes along
+
+
+def test_miracl_trec_files_become_a_beir_folder(tmp_path):
+    root = tmp_path / "data" / "miracl"
+    write(root / "topics.miracl-v1.0-sw-dev.tsv", "6\tBandari kubwa nchini Kenya iko wapi?\n8\tJe, mji mkuu?\n"
+          "9\tSwali bila jibu\n")
+    write(root / "qrels.miracl-v1.0-sw-dev.tsv", "6\tQ0\t32589#0\t1\n6\tQ0\t93957#6\t0\n8\tQ0\t93957#6\t1\n"
+          "9\tQ0\t32589#0\t0\n")
+    docs = [{"docid": "32589#0", "title": "Mombasa", "text": "Mombasa ni mji wa bandari."},
+            {"docid": "93957#6", "title": "Canberra", "text": "Canberra ni mji mkuu."}]
+    write(root / "miracl-corpus-v1.0-sw" / "docs-0.jsonl.gz", "".join(json.dumps(d) + "\n" for d in docs), True)
+    task = convert(lookup("miracl"), ["sw"], root)
+    assert [(q.id, q.lang) for q in task.queries] == [("6", "sw"), ("8", "sw")]  # 9 has no relevant document
+    assert task.qrels == {"6": {"32589#0": 1, "93957#6": 0}, "8": {"93957#6": 1}}
+    assert {(d.id, d.title, d.lang) for d in task.corpus} == {("32589#0", "Mombasa", "sw"),
+                                                              ("93957#6", "Canberra", "sw")}
+    with pytest.raises(InputError, match=r"miracl/topics.miracl-v1.0-sw-dev.tsv: checksum mismatch: expected SHA-256 "
+                       r"15cde3f6.* \(pinned in polyir's registry\)"):
+        named_tasks("miracl:sw", tmp_path / "data")  # a hand-written file is not the publisher's
+
+
+def test_africlirmatrix_and_ciral_have_english_queries_and_their_own_corpus_fields(tmp_path):
+    root = tmp_path / "data" / "africlirmatrix"
+    write(root / "topics.africlirmatrix-v1.0.en.swa.tsv", "18559733\tFrom the Cradle to the Grave (album)\n")
+    write(root / "qrels.africlirmatrix-v1.0.en.swa.txt", "18559733 Q0 104757 4\n18559733 Q0 71624 0\n")
+    write(root / "africlirmatrix-v1.0-swahili" / "corpus.jsonl",
+          '{"id": "104757", "contents": "Albamu ya muziki"}\n{"id": "71624", "contents": "Mji wa Nairobi"}\n')
+    task = convert(lookup("africlirmatrix"), ["swa"], root)
+    assert [(q.lang, q.text) for q in task.queries] == [("en", "From the Cradle to the Grave (album)")]
+    assert {d.lang for d in task.corpus} == {"swa"} and task.qrels == {"18559733": {"104757": 4, "71624": 0}}
+
+
+def test_mrtydi_gzipped_topics_and_bad_lines_name_file_and_line(tmp_path):
+    root = tmp_path / "data" / "mrtydi"
+    write(root / "topics.mrtydi-v1.1-sw.test.txt.gz", "2601\tJe, Sarah ana mume?\n", True)
+    write(root / "qrels.mrtydi-v1.1-sw.test.txt", "2601 Q0 15607#5 1\n2601 Q0 nowhere 1\n")
+    write(root / "mrtydi-v1.1-swahili" / "corpus.jsonl.gz", '{"docid": "15607#5", "title": "", "text": "Ndiyo"}\n',
+          True)
+    entry = lookup("mrtydi")
+    with pytest.raises(InputError, match=r"qrels.mrtydi-v1.1-sw.test.txt:2: unknown doc-id 'nowhere'"):
+        convert(entry, ["sw"], root)
+    write(root / "qrels.mrtydi-v1.1-sw.test.txt", "2601 Q0 15607#5\n")
+    with pytest.raises(InputError, match=r"test.txt:1: expected TREC qrels"):
+        convert(entry, ["sw"], root)
+    write(root / "qrels.mrtydi-v1.1-sw.test.txt", "2601 Q0 15607#5 1\n")
+    assert convert(entry, ["sw"], root).queries[0].text == "Je, Sarah ana mume?"
+    (root / "topics.mrtydi-v1.1-sw.test.txt.gz").write_bytes(gzip.compress(b"2601\tJe?\n")[:-6])
+    with pytest.raises(InputError, match=r"topics.mrtydi-v1.1-sw.test.txt.gz: damaged gzip data"):
+        convert(entry, ["sw"], root)
+
+
+def test_beir_nl_folder_and_sib200_tsvs(tmp_path):
+    root = tmp_path / "data" / "beir-pl-scifact"
+    write(root / "corpus.jsonl.gz",
+          '{"_id": "d1", "title": "T", "text": "Tekst o nauce"}\n{"_id": "d2", "text": "Inny"}\n', True)
+    write(root / "queries.jsonl.gz", '{"_id": "q1", "text": "Nauka?"}\n{"_id": "q2", "text": "Bez oceny"}\n', True)
+    write(root / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    named = named_tasks("beir-pl-scifact", tmp_path / "data")[0]
+    task = read_beir(named.folder)
+    assert [q.id for q in task.queries] == ["q1"] and {d.lang for d in task.corpus} == {"pl"}
+    assert named_tasks("beir-pl-scifact", tmp_path / "data")[0].folder == named.folder  # converted once, reused
+    write(root / "queries.jsonl.gz", '{"_id": "q1", "text": "Nauka!"}\n', True)
+    changed = named_tasks("beir-pl-scifact", tmp_path / "data")[0]
+    assert changed.folder != named.folder and read_beir(changed.folder).queries[0].text == "Nauka!"
+    sib = tmp_path / "data" / "flores-sib200"
+    for code, words in (("swh_Latn", ("moja", "mbili")), ("eng_Latn", ("one", "two"))):
+        write(sib / code / "train.tsv", f"index_id\tcategory\ttext\n7\tscience\t{words[1]}\n")
+        write(sib / code / "dev.tsv", "index_id\tcategory\ttext\n")
+        write(sib / code / "test.tsv", f"index_id\tcategory\ttext\n3\ttravel\t{words[0]}\n")
+    task = convert(lookup("flores-200"), ["swh_Latn", "eng_Latn"], sib)
+    assert [(q.id, q.text) for q in task.queries] == [("swh_Latn-3", "moja"), ("swh_Latn-7", "mbili")]
+    assert task.qrels["swh_Latn-7"] == {"eng_Latn-7": 1}
+
+
+def test_tatoeba_through_a_file_mirror_is_verified_against_the_pinned_checksum(tmp_path, monkeypatch, cache):
+    mirror = tmp_path / "mirror"
+    target = mirror / "raw.githubusercontent.com" / TATOEBA.split("/", 3)[3] / "data" / "tatoeba" / "v1"
+    shutil.copytree(FIXTURES / "tatoeba", target)
+    monkeypatch.setenv("POLYIR_MIRROR", mirror.as_uri())
+    part = cache / "raw" / "tatoeba" / "tatoeba.swh-eng.swh.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"half a file")  # a killed download: a file:// source cannot resume, so it starts afresh
+    (named,) = named_tasks("tatoeba:swh")
+    task = read_beir(named.folder)
+    assert len(task.queries) == 390 and len(task.corpus) == 390 and not part.exists()
+    assert sha256(cache / "raw" / "tatoeba" / "tatoeba.swh-eng.swh") == lookup("tatoeba").files["text"].sha256["swh"]
+    (target / "tatoeba.swh-eng.eng").write_text("tampered\n")
+    (cache / "raw" / "tatoeba" / "tatoeba.swh-eng.eng").unlink()
+    with pytest.raises(InputError, match="checksum mismatch for .*tatoeba.swh-eng.eng: expected SHA-256"):
+        named_tasks("tatoeba:swh")
+    assert not (cache / "raw" / "tatoeba" / "tatoeba.swh-eng.eng").exists()
+
+
+def test_unpinned_files_get_their_checksum_recorded_at_first_download(tmp_path, monkeypatch, cache):
+    source = tmp_path / "mirror" / "example.org" / "file.txt"
+    write(source, "first\n")
+    monkeypatch.setenv("POLYIR_MIRROR", (tmp_path / "mirror").as_uri())
+    assert download("https://example.org/file.txt", tmp_path / "got.txt") == sha256(source)
+    with pytest.raises(Unreachable, match="cannot download"):
+        download("https://example.org/absent.txt", tmp_path / "absent.txt")
+    assert not (tmp_path / "absent.txt").exists()
+
+
+def test_offline_and_missing_files_say_exactly_which(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLYIR_MIRROR", (tmp_path / "nowhere").as_uri())
+    found, missing = available_tasks("ciral:ha,so", tmp_path / "empty")
+    assert not found and len(missing) == 2
+    assert "empty/ciral/topics.ciral-v1.0-ha-test-a.tsv (from https://raw.githubusercontent.com" in missing[0]
+    assert "passages-v1.0/somali_passages.jsonl (from https://huggingface.co/datasets/CIRAL" in missing[1]
+    with pytest.raises(Missing, match="pass --data-dir D with the publisher's files in D/: ciral/topics"):
+        named_tasks("ciral:ha")
+    with pytest.raises(Missing, match="mlqa-r/ar.json .not downloadable"):
+        named_tasks("mlqa-r:ar", tmp_path / "empty")
+
+
+def test_data_cli_lists_gets_and_refuses_unknown_names(tmp_path, cache):
+    listed = polyir("data", "list", env={"POLYIR_CACHE": cache})
+    assert listed.returncode == 0 and "africlirmatrix" in listed.stdout and "Apache-2.0" in listed.stdout
+    got = polyir("data", "get", "flores-200:swh_Latn,yor_Latn", "--data-dir", Path(__file__).parents[1] / "src" /
+                 "polyir" / "data" / "sample", env={"POLYIR_CACHE": cache})
+    assert got.returncode == 0, got.stderr
+    folder = Path(got.stdout.split("\t")[0])
+    assert len(read_beir(folder).queries) == 400
+    bad = polyir("data", "get", "tatoba:swh", env={"POLYIR_CACHE": cache})
+    assert bad.returncode == 2 and "did you mean tatoeba" in bad.stderr and "Traceback" not in bad.stderr

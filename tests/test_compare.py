@@ -53,6 +53,13 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     assert all(0.0 <= t["p"] <= 1.0 for t in results["significance"]["xquad-r-test"]["multi"].values())
     assert results["answer"][0].startswith("Convergence")
     assert any(line.startswith("xquad-r-test, multi map") for line in results["answer"])
+    means = {name: s["test"]["xquad-r-test"]["multi"]["map"][0] for name, s in results["strategies"].items()}
+    best = max(means, key=means.get)
+    line = next(line for line in results["answer"] if line.startswith("xquad-r-test, multi map"))
+    assert line.startswith(f"xquad-r-test, multi map: best {best} ({means[best]:.4f}), ahead of")
+    assert "across seeds the lead" in line and "Welch p = " in line and "2 and 2 seeds" in line
+    assert "2 seeds per strategy" in " ".join(results["answer"])
+    assert any(line.startswith("On the languages never trained on (el, ") for line in results["answer"])
     examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
     assert set(examples.values()) == {32}, "every run gets the same budget of examples"
     recompute_the_report_from_the_runs(out, results)
@@ -161,3 +168,19 @@ def test_compare_rejects_a_bad_grid(tiny_m2m100, data_dir, tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir)
     assert result.returncode == 2 and "exactly one of budget" in result.stderr and "c.yaml" in result.stderr
+
+
+def test_compare_takes_named_tasks_as_test_tasks(tiny_m2m100, data_dir, tmp_path):
+    config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),
+                  grid={"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 4}],
+                        "seeds": [0]}, budget={"examples": 8}, test={"tasks": ["flores-200:hau_Latn", "ciral:ha"]})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    env = {"POLYIR_CACHE": tmp_path / "cache", "POLYIR_MIRROR": (tmp_path / "offline").as_uri()}
+    result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "test task ciral:ha skipped: 3 file(s) missing" in result.stderr
+    results = json.loads((tmp_path / "cmp" / "results.json").read_text())
+    assert set(results["runs"][0]["test"]) == {"xquad-r-test", "flores-bitext", "flores-200"}
+    assert set(results["per_language"]["flores-200"]["cross"]) == {"hau_Latn->eng_Latn"}
+    assert "### flores-200" in (tmp_path / "cmp" / "report.md").read_text()
+    assert any(line.startswith("One seed per strategy: the p-values are over queries") for line in results["answer"])

@@ -260,6 +260,8 @@ class CompareDataConfig(Strict):
     dev: list[Path] = Field(default_factory=list)
     test: list[Path] = Field(default_factory=list)
     dev_lang: str | None = None
+    test_splits: dict[str, str] = Field(default_factory=dict, description="test folder name -> qrels split, "
+                                        "where not 'test' (named tasks such as MIRACL's dev)")
 
 
 class GridConfig(Strict):
@@ -285,6 +287,9 @@ class BudgetConfig(Strict):
 class TestConfig(Strict):
     depth: PositiveInt = 100
     metric: Literal[METRICS] = Field(default="map", description="metric of the significance tests")
+    suite: str | None = Field(default=None, description="a benchmark suite (name or YAML file) whose named tasks "
+                              "are test tasks too; tasks whose files are absent are skipped with a warning")
+    tasks: list[str] = Field(default_factory=list, description="named tasks NAME[:LANG,...] tested too")
 
 
 class CompareConfig(RunSettings):

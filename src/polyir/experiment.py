@@ -73,7 +73,7 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None, redo: bool 
     bitext task) written once into output_dir/data, with the fingerprint of its settings and source files, so
     that a folder made from other settings or data is never taken for this one (see provenance.reusable)."""
     if config.dataset is None:
-        return config.data, "the files of data.train, data.dev and data.test"
+        return _with_named_tests(config, config.data, data_dir), "the files of data.train, data.dev and data.test"
     from polyir.data.lareqa import article_count, evaluation_task, read_lareqa, training_examples
     from polyir.data.sources import SOURCES, is_sample, locate
 
@@ -92,7 +92,7 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None, redo: bool 
               if is_sample(located) else f"{dataset.name} from {located}")
     expected = provenance.fingerprint({"dataset": dataset.model_dump(mode="json")}, inputs)
     if provenance.reusable(folder, expected, "the prepared data (output_dir/data)", redo):
-        return prepared, source
+        return _with_named_tests(config, prepared, data_dir), source
     by_lang = read_lareqa(located)
     if dataset.languages:
         by_lang = {lang: by_lang[lang] for lang in dataset.languages}
@@ -113,7 +113,27 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None, redo: bool 
             (staging / name).mkdir()
             write_beir(task, staging / name)
         provenance.write(staging, expected)
-    return prepared, source
+    return _with_named_tests(config, prepared, data_dir), source
+
+
+def _with_named_tests(config: CompareConfig, data: CompareDataConfig, data_dir: str | Path | None
+                      ) -> CompareDataConfig:
+    """`data` with the named tasks of test.suite and test.tasks among its test tasks (those whose files are here
+    or downloadable; the others are skipped with a warning that says what is missing)."""
+    from polyir.benchmark import gather, load_suite
+
+    specs = [*(load_suite(config.test.suite).tasks if config.test.suite else []), *config.test.tasks]
+    if not specs:
+        return data
+    found, missing = gather(specs, Path(data_dir) if data_dir is not None else None)
+    for spec, message in missing.items():
+        log.warning("test task %s skipped: %s", spec, message)
+    names = [path.name for path in data.test] + [named.folder.name for named in found]
+    if len(set(names)) != len(names):
+        raise InputError(f"two test tasks share a name ({', '.join(names)}); expected distinct tasks")
+    return data.model_copy(update={"test": [*data.test, *(named.folder for named in found)],
+                                   "test_splits": {**data.test_splits,
+                                                   **{n.folder.name: n.split for n in found if n.split != "test"}}})
 
 
 def _bitext_tasks(flores: Path, dataset) -> dict:
@@ -160,7 +180,8 @@ def cell_fingerprint(config: CompareConfig, train: TrainConfig, data: CompareDat
 
 
 def _test(model: BiEncoder, config: CompareConfig, data: CompareDataConfig) -> dict:
-    return {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.test.depth,
+    return {path.name: evaluate_task(model, read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang),
+                                     config.test.depth,
                                      config.eval.batch_size, show_progress=False) for path in data.test}
 
 
@@ -216,7 +237,7 @@ def validate(data: CompareDataConfig, cells: list[Cell]) -> None:
     """What can be checked before the first step: the test tasks read, and every cell's batches can be drawn
     from the training data."""
     for path in data.test:
-        read_beir(path, lang=data.dev_lang)
+        read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang)
     examples = read_train(data.train)
     for cell in cells:
         BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed)

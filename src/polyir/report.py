@@ -7,48 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from polyir.analysis import per_language_settings
+from polyir.answer import answer
 from polyir.config import CompareConfig
 from polyir.files import atomic_file
 from polyir.results import Summary
-
-
-def answer(summary: Summary, metric: str) -> list[str]:
-    """One line on convergence, then one per test task and setting: every strategy against the reference."""
-    reference, strategies = summary.reference, summary.strategies
-    ref_steps = strategies[reference].step_to_target
-
-    def speed(name: str) -> str:
-        steps = strategies[name].step_to_target
-        if steps is None:
-            return f"{name}: never"
-        relative = f" ({steps / ref_steps:.2f}× the reference)" if ref_steps and name != reference else ""
-        return f"{name}: {steps:g} steps, {strategies[name].seconds_to_target:.0f} s{relative}"
-
-    lines = [f"Convergence, steps to {summary.target_share:.0%} of the best dev {summary.metric} "
-             f"({summary.target:.4f}): " + "; ".join(speed(name) for name in strategies) + "."]
-    for task, settings in summary.significance.items():
-        for setting, tests in settings.items():
-            value = strategies[reference].test[task][setting][metric][0]
-            others = "; ".join(f"{name} {t.difference:+.4f} (p = {t.p:.3g})" for name, t in tests.items())
-            lines.append(f"{task}, {setting} {metric}: {reference} {value:.4f}; {others}.")
-    if summary.untrained:
-        lines.append(_forgetting(summary))
-    return lines
-
-
-def _forgetting(summary: Summary) -> str:
-    """Where strategies end below the model they started from (test map per language, as in the tables)."""
-    if not summary.below_untrained:
-        return "No strategy ends below the untrained model on any test language (map per language)."
-    by_strategy: dict[str, list[str]] = {}
-    for b in summary.below_untrained:
-        by_strategy.setdefault(b.strategy, []).append(f"{b.task} {b.setting} {b.key} "
-                                                      f"{b.value:.4f} < {b.untrained:.4f}")
-    total = sum(len(settings[x]) for settings in summary.untrained_per_language.values()
-                for x in per_language_settings(settings))
-    return f"Below the untrained model (test map per language, of {total}; ↓ in the tables): " + "; ".join(
-        f"{name}: {len(items)} ({', '.join(items[:3])}{', …' if len(items) > 3 else ''})"
-        for name, items in by_strategy.items()) + "."
 
 
 def write(out: Path, config: CompareConfig, summary: Summary, command: str) -> Summary:

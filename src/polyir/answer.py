@@ -1,0 +1,144 @@
+"""The comparison's answer in words a reader can quote; the numbers behind each sentence stay in the tables.
+
+Which strategy converged first (steps, examples, seconds); which is best in each test setting and by how much;
+which is best on the languages never trained on; whether the lead holds across seeds (Welch's t-test over the
+seeds' scores, where there are at least two per strategy; with one seed the per-query p-values are said not to
+cover training randomness); where no strategy is told apart from the reference; where one ends below the model
+it started from."""
+
+from __future__ import annotations
+
+from statistics import fmean
+
+from scipy import stats
+
+from polyir.analysis import per_language_settings
+from polyir.results import Summary, better
+
+ALPHA = 0.05
+AXES = (("steps", "step", "{:g}"), ("examples", "examples", "{:g}"), ("seconds", "seconds", "{:.0f} s"))
+
+
+def answer(summary: Summary, metric: str) -> list[str]:
+    lines = [_convergence(summary)]
+    lines += [_best(summary, task, setting, metric) for task, settings in summary.significance.items()
+              for setting in settings]
+    lines += [line for line in (_zero_shot(summary), _indistinguishable(summary, metric)) if line]
+    lines.append(_seeds(summary))
+    if summary.untrained:
+        lines.append(_forgetting(summary))
+    return lines
+
+
+def _convergence(summary: Summary) -> str:
+    strategies = summary.strategies
+    parts = []
+    for label, axis, form in AXES:
+        reached = {name: s.to_target(axis) for name, s in strategies.items() if s.to_target(axis) is not None}
+        if reached:
+            first = min(reached, key=reached.get)
+            reference = reached.get(summary.reference)
+            versus = (f", the reference {summary.reference} {form.format(reference)}"
+                      if reference is not None and first != summary.reference else "")
+            parts.append(f"in {label}, {first} ({form.format(reached[first])}{versus})")
+    never = [name for name, s in strategies.items() if s.step_to_target is None]
+    return (f"Convergence to {summary.target_share:.0%} of the best dev {summary.metric} ({summary.target:.4f}): "
+            + ("; ".join(parts) if parts else "no strategy got there") + " first"
+            + (f"; never reached by {', '.join(never)}" if never else "") + ".")
+
+
+def _seed_scores(summary: Summary, strategy: str, task: str, setting: str, metric: str) -> list[float]:
+    return [run.test[task][setting][metric] for run in summary.runs
+            if run.strategy == strategy and metric in run.test.get(task, {}).get(setting, {})]
+
+
+def _best(summary: Summary, task: str, setting: str, metric: str) -> str:
+    """`task, setting metric: best S (v), ahead of the runner-up R by d; against the reference ...`."""
+    means = {name: s.test[task][setting][metric][0] for name, s in summary.strategies.items()
+             if metric in s.test.get(task, {}).get(setting, {})}
+    ranked = sorted(means, key=lambda name: means[name], reverse=not better(metric, 0.0, 1.0))
+    best = ranked[0]
+    text = f"{task}, {setting} {metric}: best {best} ({means[best]:.4f})"
+    if len(ranked) > 1:
+        runner = ranked[1]
+        text += f", ahead of {runner} by {abs(means[best] - means[runner]):.4f}"
+        first, second = (_seed_scores(summary, name, task, setting, metric) for name in (best, runner))
+        if len(first) > 1 and len(second) > 1:
+            p = stats.ttest_ind(first, second, equal_var=False).pvalue
+            holds = "holds" if p < ALPHA else "does not hold"
+            text += f"; across seeds the lead {holds} (Welch p = {p:.3g}, {len(first)} and {len(second)} seeds)"
+    tests = summary.significance[task][setting]
+    if best != summary.reference and best in tests:
+        t = tests[best]
+        text += f"; against the reference {summary.reference}: {t.difference:+.4f} per query (p = {t.p:.3g})"
+    elif best == summary.reference and tests:
+        closest = min(tests, key=lambda name: abs(tests[name].difference))
+        text += f"; the reference itself, {closest} the closest ({tests[closest].difference:+.4f}, p = " \
+                f"{tests[closest].p:.3g})"
+    return text + "."
+
+
+def _languages(key: str) -> list[str]:
+    return key.split("->")
+
+
+def _zero_shot(summary: Summary) -> str | None:
+    """The best strategy on the test languages never trained on, by map per language averaged over them."""
+    trained = set(summary.training_languages or [])
+    if not trained:
+        return None
+    scores: dict[str, list[float]] = {}
+    unseen: set[str] = set()
+    for settings in summary.per_language.values():
+        for setting in per_language_settings(settings):
+            for key, by_strategy in settings[setting].items():
+                new = [lang for lang in _languages(key) if lang not in trained]
+                if not new:
+                    continue
+                unseen.update(new)
+                for name, value in by_strategy.items():
+                    scores.setdefault(name, []).append(value)
+    if not scores:
+        return None
+    means = {name: fmean(values) for name, values in scores.items()}
+    ranked = sorted(means, key=means.get, reverse=True)
+    count = len(next(iter(scores.values())))
+    text = (f"On the languages never trained on ({', '.join(sorted(unseen))}; {count} per-language entries): best "
+            f"{ranked[0]} (mean map {means[ranked[0]]:.4f})")
+    if len(ranked) > 1:
+        text += f", then {ranked[1]} ({means[ranked[1]]:.4f}), last {ranked[-1]} ({means[ranked[-1]]:.4f})"
+    return text + "."
+
+
+def _indistinguishable(summary: Summary, metric: str) -> str | None:
+    """The settings where no strategy differs from the reference at p < ALPHA."""
+    tied = [f"{task} {setting}" for task, settings in summary.significance.items()
+            for setting, tests in settings.items() if tests and all(t.p >= ALPHA for t in tests.values())]
+    if not tied:
+        return None
+    return (f"Indistinguishable from the reference {summary.reference} (every strategy p ≥ {ALPHA} per query, "
+            f"{metric}): {', '.join(tied)}.")
+
+
+def _seeds(summary: Summary) -> str:
+    seeds = min(s.seeds for s in summary.strategies.values())
+    if seeds < 2:
+        return ("One seed per strategy: the p-values are over queries (paired tests) and do not cover training "
+                "randomness; run more seeds (grid.seeds) before trusting a small difference.")
+    return (f"{seeds} seeds per strategy: leads are tested across seeds (Welch); the per-query p-values compare "
+            "each query's mean over the seeds.")
+
+
+def _forgetting(summary: Summary) -> str:
+    """Where strategies end below the model they started from (test map per language, as in the tables)."""
+    if not summary.below_untrained:
+        return "No strategy ends below the untrained model on any test language (map per language)."
+    by_strategy: dict[str, list[str]] = {}
+    for b in summary.below_untrained:
+        by_strategy.setdefault(b.strategy, []).append(f"{b.task} {b.setting} {b.key} "
+                                                      f"{b.value:.4f} < {b.untrained:.4f}")
+    total = sum(len(settings[x]) for settings in summary.untrained_per_language.values()
+                for x in per_language_settings(settings))
+    return f"Below the untrained model (test map per language, of {total}; ↓ in the tables): " + "; ".join(
+        f"{name}: {len(items)} ({', '.join(items[:3])}{', …' if len(items) > 3 else ''})"
+        for name, items in by_strategy.items()) + "."

@@ -183,3 +183,49 @@ def test_data_cli_lists_gets_and_refuses_unknown_names(tmp_path, cache):
     assert len(read_beir(folder).queries) == 400
     bad = polyir("data", "get", "tatoba:swh", env={"POLYIR_CACHE": cache})
     assert bad.returncode == 2 and "did you mean tatoeba" in bad.stderr and "Traceback" not in bad.stderr
+
+
+class _RangeServer:
+    """A loopback HTTP server of one payload that honours `Range: bytes=N-` (206), as the hub and GitHub do."""
+
+    def __init__(self, payload: bytes):
+        import http.server
+        import threading
+
+        self.ranges: list[str | None] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - the http.server hook
+                wanted = self.headers.get("Range")
+                outer.ranges.append(wanted)
+                start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
+                self.send_response(206 if wanted else 200)
+                self.send_header("Content-Length", str(len(payload) - start))
+                self.end_headers()
+                self.wfile.write(payload[start:])
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_an_interrupted_download_resumes_with_a_range_request(tmp_path, monkeypatch):
+    payload = (FIXTURES / "tatoeba" / "tatoeba.swh-eng.swh").read_bytes()
+    server = _RangeServer(payload)
+    monkeypatch.setenv("POLYIR_MIRROR", server.url)
+    target = tmp_path / "raw" / "tatoeba.swh-eng.swh"
+    target.parent.mkdir()
+    target.with_name(target.name + ".part").write_bytes(payload[:4000])  # what a killed run left
+    expected = lookup("tatoeba").files["text"].sha256["swh"]
+    assert download(TATOEBA + "data/tatoeba/v1/tatoeba.swh-eng.swh", target, expected) == expected
+    assert server.ranges == ["bytes=4000-"] and target.read_bytes() == payload
+    bad = tmp_path / "raw" / "again.swh"
+    bad.with_name(bad.name + ".part").write_bytes(b"x" * 4000)  # a damaged part: the whole file fails its check
+    with pytest.raises(InputError, match="checksum mismatch"):
+        download(TATOEBA + "data/tatoeba/v1/tatoeba.swh-eng.swh", bad, expected)
+    assert not bad.exists() and not bad.with_name(bad.name + ".part").exists()
+    server.server.shutdown()

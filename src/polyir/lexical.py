@@ -19,6 +19,7 @@ import regex
 import scipy.sparse
 import torch
 
+from polyir.config import ENCODE_BATCH_SIZE
 from polyir.data.records import RetrievalTask
 from polyir.evaluate.search import Mixture, spread
 from polyir.languages import base_language
@@ -114,7 +115,8 @@ class Fusion:
                            scipy.sparse.diags(sparse_scale.numpy()).astype(np.float32) @ sparse[0]))
         return queries, Mixture((dense[1], sparse[1]))
 
-    def represent(self, task: RetrievalTask, show_progress: bool = False, batch_size: int = 128) -> tuple:
+    def represent(self, task: RetrievalTask, show_progress: bool = False,
+                  batch_size: int = ENCODE_BATCH_SIZE) -> tuple:
         from polyir.evaluate.harness import encode_task
 
         return self.combine(encode_task(self.dense, task, batch_size, show_progress), self.lexical.represent(task))

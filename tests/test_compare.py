@@ -60,6 +60,10 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     assert "across seeds the lead" in line and "Welch p = " in line and "2 and 2 seeds" in line
     assert "2 seeds per strategy" in " ".join(results["answer"])
     assert any(line.startswith("On the languages never trained on (el, ") for line in results["answer"])
+    assert any(line.startswith("Against the BM25 baseline (map): xquad-r-test") for line in results["answer"])
+    assert "| BM25 (lexical baseline) |" in report
+    bm25 = json.loads((out / "bm25" / "result.json").read_text())["test"]["flores-bitext"]
+    assert results["lexical"]["flores-bitext"]["cross"]["map"] == bm25["table"]["summary"]["cross"]["map"]
     examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
     assert set(examples.values()) == {32}, "every run gets the same budget of examples"
     recompute_the_report_from_the_runs(out, results)

@@ -90,9 +90,9 @@ def paired_test(a: dict, b: dict) -> PairedTest:
 
 
 def summarise(config: CompareConfig, data: CompareDataConfig, results: list[CellResult], source: str,
-              untrained: Untrained | None = None) -> Summary:
+              untrained: Untrained | None = None, lexical: Untrained | None = None) -> Summary:
     """Every number of the comparison; `source` says where the prepared data came from, `untrained` holds the
-    starting model's scores that every strategy is read against."""
+    starting model's scores that every strategy is read against, `lexical` BM25's."""
     metric_path, share = config.eval.metric, config.target
     metric = metric_path.split("/")[1]
     curves = {r.cell: dev_curve(r.log, metric_path) for r in results}
@@ -112,9 +112,7 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
     reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
     encoder = next((e.encoder for r in results for e in r.log if e.encoder), None)
     per_language = _per_language(by_strategy)
-    start = _per_language({"untrained": [untrained]}) if untrained else {}
-    start = {task: {setting: {key: v["untrained"] for key, v in keys.items()} for setting, keys in settings.items()}
-             for task, settings in start.items()}
+    start = _alone(untrained)
     return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
                    training_languages=data.languages, data=source, encoder=encoder,
                    runs=[run for group in runs.values() for run in group],
@@ -122,7 +120,16 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
                    per_language=per_language, machine=f"{platform.machine()}, {platform.system()}",
                    date=time.strftime("%Y-%m-%d"),
                    untrained={task: e.table.summary for task, e in untrained.test.items()} if untrained else {},
-                   untrained_per_language=start, below_untrained=_below(per_language, start))
+                   untrained_per_language=start, below_untrained=_below(per_language, start),
+                   lexical={task: e.table.summary for task, e in lexical.test.items()} if lexical else {},
+                   lexical_per_language=_alone(lexical))
+
+
+def _alone(result: Untrained | None) -> dict:
+    """{task: {setting: {language or pair: map}}} of one result outside the grid (the untrained model, BM25)."""
+    table = _per_language({"one": [result]}) if result else {}
+    return {task: {setting: {key: v["one"] for key, v in keys.items()} for setting, keys in settings.items()}
+            for task, settings in table.items()}
 
 
 def per_language_settings(settings) -> list[str]:

@@ -23,7 +23,8 @@ def answer(summary: Summary, metric: str) -> list[str]:
     lines = [_convergence(summary)]
     lines += [_best(summary, task, setting, metric) for task, settings in summary.significance.items()
               for setting in settings]
-    lines += [line for line in (_zero_shot(summary), _indistinguishable(summary, metric)) if line]
+    optional = (_zero_shot(summary), _against_bm25(summary, metric), _indistinguishable(summary, metric))
+    lines += [line for line in optional if line]
     lines.append(_seeds(summary))
     if summary.untrained:
         lines.append(_forgetting(summary))
@@ -108,6 +109,25 @@ def _zero_shot(summary: Summary) -> str | None:
     if len(ranked) > 1:
         text += f", then {ranked[1]} ({means[ranked[1]]:.4f}), last {ranked[-1]} ({means[ranked[-1]]:.4f})"
     return text + "."
+
+
+def _against_bm25(summary: Summary, metric: str) -> str | None:
+    """Each test setting's best strategy against the lexical baseline, and the strategies that end below it."""
+    parts = []
+    for task, settings in summary.lexical.items():
+        for setting, values in settings.items():
+            if metric not in values:
+                continue
+            means = {name: s.test[task][setting][metric][0] for name, s in summary.strategies.items()
+                     if metric in s.test.get(task, {}).get(setting, {})}
+            if not means:
+                continue
+            best = max(means, key=means.get) if not better(metric, 0.0, 1.0) else min(means, key=means.get)
+            below = [name for name, value in means.items() if better(metric, values[metric], value)]
+            lead = means[best] - values[metric]
+            parts.append(f"{task} {setting}: BM25 {values[metric]:.4f}, best {best} {lead:+.4f}"
+                         + (f", below BM25: {', '.join(below)}" if below else ""))
+    return f"Against the BM25 baseline ({metric}): " + "; ".join(parts) + "." if parts else None
 
 
 def _indistinguishable(summary: Summary, metric: str) -> str | None:

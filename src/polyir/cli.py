@@ -240,8 +240,9 @@ def compare(
                  if value is not None}
     source = config or Path(str(files("polyir") / "defaults" / "compare.yaml"))
     settings = CompareConfig.load(source, **{k: str(v) for k, v in overrides.items()})
-    data, results, untrained, source = run_grid(settings, data_dir, show_progress=not quiet, redo=redo)
-    summary = report.write(Path(settings.output_dir), settings, summarise(settings, data, results, source, untrained),
+    data, results, untrained, lexical, source = run_grid(settings, data_dir, show_progress=not quiet, redo=redo)
+    numbers = summarise(settings, data, results, source, untrained, lexical)
+    summary = report.write(Path(settings.output_dir), settings, numbers,
                            "polyir " + " ".join(sys.argv[1:]))
     for line in summary.answer:
         print(line)

@@ -290,6 +290,8 @@ class TestConfig(Strict):
     suite: str | None = Field(default=None, description="a benchmark suite (name or YAML file) whose named tasks "
                               "are test tasks too; tasks whose files are absent are skipped with a warning")
     tasks: list[str] = Field(default_factory=list, description="named tasks NAME[:LANG,...] tested too")
+    lexical: bool = Field(default=True, description="BM25 (polyir.lexical) evaluated once on the test tasks, a row "
+                          "of every zero-shot table: the lexical baseline")
 
 
 class CompareConfig(RunSettings):

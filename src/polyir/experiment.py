@@ -179,7 +179,7 @@ def cell_fingerprint(config: CompareConfig, train: TrainConfig, data: CompareDat
                            {f"data.test[{i}]": path for i, path in enumerate(data.test)})
 
 
-def _test(model: BiEncoder, config: CompareConfig, data: CompareDataConfig) -> dict:
+def _test(model, config: CompareConfig, data: CompareDataConfig) -> dict:
     return {path.name: evaluate_task(model, read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang),
                                      config.test.depth,
                                      config.eval.batch_size, show_progress=False) for path in data.test}
@@ -206,6 +206,26 @@ def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = F
     dev = {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.eval.depth,
                                     config.eval.batch_size, show_progress=False).table.summary for path in data.dev}
     result = Untrained(dev=dev, test=_test(model, config, data))
+    with atomic_dir(folder, overwrite=True) as staging:
+        (staging / RESULT).write_text(result.model_dump_json())
+        provenance.write(staging, expected)
+    return result
+
+
+def run_lexical(config: CompareConfig, data: CompareDataConfig, redo: bool = False) -> Untrained | None:
+    """BM25 on the test tasks, once for the whole grid (bm25/result.json): the lexical row of the report."""
+    if not config.test.lexical:
+        return None
+    from polyir.lexical import BM25
+
+    lexical, folder = BM25(), Path(config.output_dir) / "bm25"
+    expected = provenance.fingerprint({"bm25": lexical.revision, "test": {"depth": config.test.depth},
+                                       "dev_lang": data.dev_lang},
+                                      {f"data.test[{i}]": path for i, path in enumerate(data.test)})
+    if provenance.reusable(folder, expected, "BM25's scores (output_dir/bm25)", redo) and (folder / RESULT).is_file():
+        return Untrained.model_validate_json((folder / RESULT).read_text())
+    log.info("BM25 on the test tasks")
+    result = Untrained(dev={}, test=_test(lexical, config, data))
     with atomic_dir(folder, overwrite=True) as staging:
         (staging / RESULT).write_text(result.model_dump_json())
         provenance.write(staging, expected)
@@ -244,10 +264,10 @@ def validate(data: CompareDataConfig, cells: list[Cell]) -> None:
 
 
 def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True,
-             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], Untrained, str]:
-    """Every cell's result, the untrained model's, the data they shared and where it came from. The output folder
-    is locked for the run; one this call created is removed again when bad input stops it before any cell has
-    trained."""
+             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], Untrained, Untrained | None, str]:
+    """Every cell's result, the untrained model's, BM25's, the data they shared and where it came from. The output
+    folder is locked for the run; one this call created is removed again when bad input stops it before any cell
+    has trained."""
     out = Path(config.output_dir)
     model_folder = Path(resolve_model_path(config.model.name_or_path))
     guard.check_output(out, [path for path in (data_dir, config.data.train, *config.data.dev, *config.data.test,
@@ -259,6 +279,7 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
             data, source = prepare_data(config, data_dir, redo)
             validate(data, cells)
             untrained = run_untrained(config, data, redo)
+            lexical = run_lexical(config, data, redo)
             results = []
             for index, cell in enumerate(cells, start=1):
                 log.info("[%d/%d] %s", index, len(cells), cell.name)
@@ -268,4 +289,4 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
         if created and not any(out.glob("runs/*/log.jsonl")):
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return data, results, untrained, source
+    return data, results, untrained, lexical, source

@@ -146,6 +146,10 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
             start = [s.untrained[task].get(x, {}).get(metric) for x in settings]
             lines.append("| untrained (step 0) | " + " | ".join("" if v is None else f"{v:.4f}" for v in start) +
                 " | " + " | ".join("" for _ in settings) + " |")
+        if task in s.lexical:
+            bm25 = [s.lexical[task].get(x, {}).get(metric) for x in settings]
+            lines.append("| BM25 (lexical baseline) | " + " | ".join("" if v is None else f"{v:.4f}" for v in bm25)
+                         + " | " + " | ".join("" for _ in settings) + " |")
         for name, a in s.strategies.items():
             values = [_fmt(a.test[task][x].get(metric), spread=spread) for x in settings]
             tests = s.significance.get(task, {})
@@ -158,7 +162,8 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
             table, names = settings[setting], list(s.strategies)
             start = s.untrained_per_language.get(task, {}).get(setting, {})
             trained = set(s.training_languages or [])
-            head = ["untrained"] * bool(start) + names
+            bm25 = s.lexical_per_language.get(task, {}).get(setting, {})
+            head = ["untrained"] * bool(start) + ["BM25"] * bool(bm25) + names
             lines += [f"### {task}: {setting} map per language (mean over seeds; † = never in training; ↓ = below "
                       "the untrained model)", "", "| language | " + " | ".join(head) + " |",
                       "|---" * (1 + len(head)) + "|"]
@@ -166,6 +171,7 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
                 languages = key.split("->")
                 mark = "" if not trained or all(k in trained for k in languages) else " †"
                 cells = [f"{start[key]:.4f}"] if key in start else [""] * bool(start)
+                cells += [f"{bm25[key]:.4f}"] if key in bm25 else [""] * bool(bm25)
                 for name in names:
                     value = table[key].get(name, float("nan"))
                     cells.append(f"{value:.4f}" + (" ↓" if key in start and value < start[key] else ""))

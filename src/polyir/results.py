@@ -177,6 +177,8 @@ class Summary(Record):
     untrained: dict[str, dict[str, Values]] = Field(default_factory=dict)  # task -> setting -> macro averages
     untrained_per_language: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)  # task->setting->key
     below_untrained: list[BelowStart] = Field(default_factory=list)
+    lexical: dict[str, dict[str, Values]] = Field(default_factory=dict)  # BM25: task -> setting -> macro averages
+    lexical_per_language: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
     machine: str
     date: str
     answer: list[str] = Field(default_factory=list)

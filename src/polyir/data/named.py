@@ -1,6 +1,6 @@
 """Named tasks as BEIR folders: the publisher's files from --data-dir or the cache (downloaded, verified),
-converted once into `<cache>/tasks/<name>-<key>/<name>/`, the key a hash of the converter, the languages and the
-files' checksums, so a converted task is reused only for the same inputs."""
+converted once into `<cache>/tasks/<name>-<key>/<name>/`, the key a hash of the converter version, the registry
+entry, the languages and the files' checksums, so a converted task is reused only for the same inputs."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def available_tasks(spec: str, data_dir: Path | None = None) -> tuple[list[Named
         except Missing as error:
             missing.append(str(error))
             continue
-        key = hashlib.sha256(json.dumps({"converter": [entry.converter, VERSION], "entry": entry.name,
+        key = hashlib.sha256(json.dumps({"converter": VERSION, "entry": entry.model_dump(mode="json"),
                                          "languages": group, "files": [checksum(p) for p in paths]}).encode())
         name = f"{entry.name}-{group[0]}" if entry.per_language and len(entry.languages) > 1 else entry.name
         folder = cache_dir() / "tasks" / f"{name}-{key.hexdigest()[:16]}" / name

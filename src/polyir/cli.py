@@ -295,7 +295,7 @@ def benchmark(
                                                         "--suite).")] = None,
     data_dir: DataDir = None,
     fusion: Annotated[float | None, typer.Option(min=0.0, max=1.0, help=(
-        "Also fuse each dense model with BM25: w x dense + (1 - w) x BM25, max-normalised per query."))] = None,
+        "Also fuse each dense model with BM25: w x dense + (1 - w) x BM25, min-max over each top 100."))] = None,
     results: Annotated[Path | None, typer.Option(help="Results file the rows are appended to (default: "
                                                       "results.jsonl beside OUT).")] = None,
     depth: Annotated[int, typer.Option(min=0, help="Documents per query in the runs (0 = whole corpus).")] = 100,

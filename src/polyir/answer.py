@@ -13,6 +13,7 @@ from statistics import fmean
 from scipy import stats
 
 from polyir.analysis import per_language_settings
+from polyir.languages import base_language
 from polyir.results import Summary, better
 
 ALPHA = 0.05
@@ -85,7 +86,7 @@ def _languages(key: str) -> list[str]:
 
 def _zero_shot(summary: Summary) -> str | None:
     """The best strategy on the test languages never trained on, by map per language averaged over them."""
-    trained = set(summary.training_languages or [])
+    trained = {base_language(lang) for lang in summary.training_languages or []}
     if not trained:
         return None
     scores: dict[str, list[float]] = {}
@@ -93,7 +94,7 @@ def _zero_shot(summary: Summary) -> str | None:
     for settings in summary.per_language.values():
         for setting in per_language_settings(settings):
             for key, by_strategy in settings[setting].items():
-                new = [lang for lang in _languages(key) if lang not in trained]
+                new = [lang for lang in _languages(key) if base_language(lang) not in trained]  # eng_Latn is en
                 if not new:
                     continue
                 unseen.update(new)
@@ -125,8 +126,9 @@ def _against_bm25(summary: Summary, metric: str) -> str | None:
             best = max(means, key=means.get) if not better(metric, 0.0, 1.0) else min(means, key=means.get)
             below = [name for name, value in means.items() if better(metric, values[metric], value)]
             lead = means[best] - values[metric]
+            under = "every strategy" if len(below) == len(means) else ", ".join(below)
             parts.append(f"{task} {setting}: BM25 {values[metric]:.4f}, best {best} {lead:+.4f}"
-                         + (f", below BM25: {', '.join(below)}" if below else ""))
+                         + (f", below BM25: {under}" if below else ""))
     return f"Against the BM25 baseline ({metric}): " + "; ".join(parts) + "." if parts else None
 
 

@@ -111,3 +111,11 @@ def test_benchmark_bad_input_exits_2(tmp_path, data_dir):
                         env=env)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ndescription: no tasks\n")
+    result = polyir("benchmark", "--model", "bm25", "--out", tmp_path / "out", "--suite", suite, env=env)
+    assert result.returncode == 2 and "suite.yaml" in result.stderr and "tasks: Field required" in result.stderr
+    rows = tmp_path / "results.jsonl"
+    rows.write_text('{"model": "bm25", "revision": "r", "task": "t", "metrics": {}}\n{"model": "bm25", "task": "t"}\n')
+    result = polyir("results", rows)
+    assert result.returncode == 2 and "results.jsonl:2: missing field 'revision'" in result.stderr

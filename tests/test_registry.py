@@ -12,9 +12,9 @@ import pytest
 
 from polyir.data import read_beir
 from polyir.data.converters import convert
-from polyir.data.fetch import Missing, Unreachable, download
+from polyir.data.fetch import Missing, Unreachable, download, in_cache
 from polyir.data.named import available_tasks, named_tasks
-from polyir.data.registry import lookup, parse, registry, remotes
+from polyir.data.registry import Remote, lookup, parse, registry, remotes
 from polyir.errors import InputError
 from polyir.files import sha256
 
@@ -159,6 +159,13 @@ def test_unpinned_files_get_their_checksum_recorded_at_first_download(tmp_path, 
     with pytest.raises(Unreachable, match="cannot download"):
         download("https://example.org/absent.txt", tmp_path / "absent.txt")
     assert not (tmp_path / "absent.txt").exists()
+    files = [Remote("corpus", "xx", "file.txt", "https://example.org/file.txt", None)]
+    folder = in_cache(tmp_path / "raw", files)  # recorded on first download ...
+    assert json.loads((folder / "checksums.json").read_text()) == {"file.txt": sha256(source)}
+    (folder / "file.txt").write_text("changed\n")  # ... and checked on every later use
+    with pytest.raises(InputError, match=r"raw/file.txt: checksum mismatch: .* \(recorded at first download in "
+                                         r"checksums.json\)"):
+        in_cache(folder, files)
 
 
 def test_offline_and_missing_files_say_exactly_which(tmp_path, monkeypatch):

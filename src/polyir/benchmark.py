@@ -64,7 +64,7 @@ class Contender:
     model: object
 
 
-def contenders(models: list[str], fusion: float | None, device: str, overrides: dict) -> list[Contender]:
+def contenders(models: list[str], fusion: float | None, device: str) -> list[Contender]:
     """`bm25` or a dense model each; with `fusion`, also each dense model fused with BM25 at that weight."""
     from polyir.lexical import BM25, Fusion
     from polyir.model import BiEncoder
@@ -75,7 +75,7 @@ def contenders(models: list[str], fusion: float | None, device: str, overrides: 
         if spec == "bm25":
             out.append(Contender("bm25", lexical.revision, lexical))
             continue
-        encoder = BiEncoder.from_pretrained(spec, **overrides).to(device)
+        encoder = BiEncoder.from_pretrained(spec).to(device)
         resolved = Path(str(resolve_model_path(spec)))
         revision = (f"sha256:{checksum(resolved)[:16]}" if resolved.exists()
                     else getattr(encoder.backbone.config, "_commit_hash", None) or "unknown")

@@ -323,7 +323,7 @@ def benchmark(
         raise InputError(f"--task {explicit[0]}: {missing[explicit[0]]}")
     if not found:
         raise InputError("no task to run: " + "; ".join(f"{s}: {m}" for s, m in missing.items()))
-    entrants = bench.contenders(model, fusion, device, {})
+    entrants = bench.contenders(model, fusion, device)
     table = bench.run(entrants, found, out, results or out.parent / "results.jsonl", depth, batch_size, not quiet,
                       "polyir " + " ".join(sys.argv[1:]), overwrite)
     print(bench.summary(table))

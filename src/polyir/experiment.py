@@ -195,21 +195,17 @@ def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = F
     inputs = {**{f"data.dev[{i}]": path for i, path in enumerate(data.dev)},
               **{f"data.test[{i}]": path for i, path in enumerate(data.test)},
               **({"model": model_folder} if model_folder.is_dir() else {})}
-    expected = provenance.fingerprint(settings, inputs)
-    if provenance.reusable(folder, expected, "the untrained model's scores (output_dir/untrained)", redo) and \
-            (folder / RESULT).is_file():
-        return Untrained.model_validate_json((folder / RESULT).read_text())
-    log.info("the untrained model on the dev and test tasks")
-    chosen = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)
-    model = BiEncoder.from_pretrained(config.model.name_or_path, **chosen)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
-    dev = {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.eval.depth,
-                                    config.eval.batch_size, show_progress=False).table.summary for path in data.dev}
-    result = Untrained(dev=dev, test=_test(model, config, data))
-    with atomic_dir(folder, overwrite=True) as staging:
-        (staging / RESULT).write_text(result.model_dump_json())
-        provenance.write(staging, expected)
-    return result
+
+    def evaluate() -> Untrained:
+        chosen = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)
+        model = BiEncoder.from_pretrained(config.model.name_or_path, **chosen)
+        model.to("cuda" if torch.cuda.is_available() else "cpu")
+        dev = {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.eval.depth,
+                                        config.eval.batch_size, show_progress=False).table.summary
+               for path in data.dev}
+        return Untrained(dev=dev, test=_test(model, config, data))
+
+    return _once(folder, provenance.fingerprint(settings, inputs), "the untrained model's scores", redo, evaluate)
 
 
 def run_lexical(config: CompareConfig, data: CompareDataConfig, redo: bool = False) -> Untrained | None:
@@ -218,14 +214,22 @@ def run_lexical(config: CompareConfig, data: CompareDataConfig, redo: bool = Fal
         return None
     from polyir.lexical import BM25
 
-    lexical, folder = BM25(), Path(config.output_dir) / "bm25"
+    lexical = BM25()
     expected = provenance.fingerprint({"bm25": lexical.revision, "test": {"depth": config.test.depth},
                                        "dev_lang": data.dev_lang},
                                       {f"data.test[{i}]": path for i, path in enumerate(data.test)})
-    if provenance.reusable(folder, expected, "BM25's scores (output_dir/bm25)", redo) and (folder / RESULT).is_file():
+    return _once(Path(config.output_dir) / "bm25", expected, "BM25's scores", redo,
+                 lambda: Untrained(dev={}, test=_test(lexical, config, data)))
+
+
+def _once(folder: Path, expected: dict, what: str, redo: bool, evaluate) -> Untrained:
+    """A grid-wide evaluation kept in folder/result.json with its fingerprint: reused only for the same settings
+    and data (provenance.reusable), else `evaluate()`d and written all-or-nothing."""
+    if provenance.reusable(folder, expected, f"{what} (output_dir/{folder.name})", redo) and \
+            (folder / RESULT).is_file():
         return Untrained.model_validate_json((folder / RESULT).read_text())
-    log.info("BM25 on the test tasks")
-    result = Untrained(dev={}, test=_test(lexical, config, data))
+    log.info("%s: evaluating", what)
+    result = evaluate()
     with atomic_dir(folder, overwrite=True) as staging:
         (staging / RESULT).write_text(result.model_dump_json())
         provenance.write(staging, expected)

@@ -142,14 +142,11 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
         settings = list(first.test[task])
         lines += [f"### {task}", "", "| strategy | " + " | ".join(f"{x} {metric}" for x in settings) +
                   " | " + " | ".join(f"p ({x})" for x in settings) + " |", "|---" * (1 + 2 * len(settings)) + "|"]
-        if task in s.untrained:
-            start = [s.untrained[task].get(x, {}).get(metric) for x in settings]
-            lines.append("| untrained (step 0) | " + " | ".join("" if v is None else f"{v:.4f}" for v in start) +
-                " | " + " | ".join("" for _ in settings) + " |")
-        if task in s.lexical:
-            bm25 = [s.lexical[task].get(x, {}).get(metric) for x in settings]
-            lines.append("| BM25 (lexical baseline) | " + " | ".join("" if v is None else f"{v:.4f}" for v in bm25)
-                         + " | " + " | ".join("" for _ in settings) + " |")
+        for label, scores in (("untrained (step 0)", s.untrained), ("BM25 (lexical baseline)", s.lexical)):
+            if task in scores:
+                values = [scores[task].get(x, {}).get(metric) for x in settings]
+                lines.append(f"| {label} | " + " | ".join("" if v is None else f"{v:.4f}" for v in values) +
+                             " | " + " | ".join("" for _ in settings) + " |")
         for name, a in s.strategies.items():
             values = [_fmt(a.test[task][x].get(metric), spread=spread) for x in settings]
             tests = s.significance.get(task, {})

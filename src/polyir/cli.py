@@ -18,6 +18,7 @@ from rich.table import Table
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.errors import InputError
 from polyir.guard import check_output
+from polyir.translate.cli import app as translate_app
 
 app = typer.Typer(help=__doc__.split("\n")[0], no_args_is_help=True, pretty_exceptions_enable=False,
                   add_completion=False)
@@ -27,6 +28,7 @@ app.add_typer(prepare_app, name="prepare")
 data_app = typer.Typer(help="Named retrieval tasks: list the registry, download or convert a task.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
+app.add_typer(translate_app, name="translate")
 console = Console(stderr=True)
 
 DEFAULT_MODEL = "facebook/m2m100_418M"

@@ -3,6 +3,8 @@ benchmarks of polyir and of code built on it, as `torch.testing` serves PyTorch'
 
 - tiny M2M-100: a SentencePiece BPE model trained here, M2M-100's vocab.json layout and its 100 language tokens,
   random weights in the real M2M100 architecture;
+- tiny M2M-100 and tiny NLLB-200 translators: the same, as M2M100ForConditionalGeneration, with M2M-100's
+  tokenizer or NLLB's (a byte-pair vocabulary trained here and NLLB's 202 FLORES language codes);
 - tiny BERT: a WordPiece vocabulary trained here, random weights.
 
 The text is the FLORES-200 lines of the bundled sample (every script of its 16 languages) unless a data folder
@@ -15,8 +17,17 @@ from pathlib import Path
 
 import sentencepiece as spm
 import torch
-from tokenizers import BertWordPieceTokenizer
-from transformers import BertConfig, BertModel, BertTokenizer, M2M100Config, M2M100Model, M2M100Tokenizer
+from tokenizers import BertWordPieceTokenizer, Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertTokenizer,
+    M2M100Config,
+    M2M100ForConditionalGeneration,
+    M2M100Model,
+    M2M100Tokenizer,
+    NllbTokenizer,
+)
 
 from polyir.data.sources import SAMPLE
 
@@ -30,8 +41,10 @@ def training_text(data_dir: Path, out: Path) -> Path:
     return out
 
 
-def build_tiny_m2m100(folder: Path, data_dir: Path = SAMPLE, vocab_size: int = 2000, dropout: float = 0.1) -> Path:
-    """The model folder (folder/model) of a 2-layer, 32-wide M2M-100 with a SentencePiece vocabulary."""
+def build_tiny_m2m100(folder: Path, data_dir: Path = SAMPLE, vocab_size: int = 2000, dropout: float = 0.1,
+                      translator: bool = False) -> Path:
+    """The model folder (folder/model) of a 2-layer, 32-wide M2M-100 with a SentencePiece vocabulary; with
+    `translator`, the whole sequence-to-sequence model (M2M100ForConditionalGeneration)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = training_text(data_dir, folder / "spm-train.txt")
     spm.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "spm"), vocab_size=vocab_size,
@@ -55,10 +68,37 @@ def build_tiny_m2m100(folder: Path, data_dir: Path = SAMPLE, vocab_size: int = 2
     out = folder / "model"
     with torch.random.fork_rng(), torch.no_grad():  # the same weights in every test session
         torch.manual_seed(0)
-        model = M2M100Model(config)
+        model = (M2M100ForConditionalGeneration if translator else M2M100Model)(config)
         # token embeddings of unit scale after M2M-100's sqrt(d) scaling, as in a trained model, so that
         # positions do not drown the tokens
-        model.shared.weight.normal_(0.0, config.d_model ** -0.5)
+        model.get_input_embeddings().weight.normal_(0.0, config.d_model ** -0.5)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def build_tiny_nllb(folder: Path, data_dir: Path = SAMPLE, vocab_size: int = 2000) -> Path:
+    """The model folder (folder/model) of a tiny NLLB-200 translator: NLLB's tokenizer over a byte-pair vocabulary
+    trained here (with NLLB's 202 language codes after it), in the M2M-100 architecture NLLB-200 uses."""
+    folder.mkdir(parents=True, exist_ok=True)
+    text = training_text(data_dir, folder / "bpe-train.txt")
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    bpe.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    bpe.train([str(text)], trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                               special_tokens=["<s>", "<pad>", "</s>", "<unk>"]))
+    text.unlink()
+    trained = json.loads(bpe.to_str())["model"]
+    tokenizer = NllbTokenizer(vocab=trained["vocab"], merges=[tuple(pair) for pair in trained["merges"]])
+    config = M2M100Config(vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=1,
+                          encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                          decoder_ffn_dim=64, max_position_embeddings=512, decoder_start_token_id=2,
+                          pad_token_id=1, bos_token_id=0, eos_token_id=2, scale_embedding=True)
+    out = folder / "model"
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        model = M2M100ForConditionalGeneration(config)
+        model.get_input_embeddings().weight.normal_(0.0, config.d_model ** -0.5)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out

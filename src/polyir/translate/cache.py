@@ -1,0 +1,90 @@
+"""The translation cache: a folder of append-only JSON-lines files, one entry per translated piece, keyed by the
+hash of everything that determines the translation (text, source and target language, model and revision,
+generation settings). A killed run loses at most the batch it was writing (a torn last line is cut off when the
+file is next opened), a repeated text is translated once, and a new language translates only what is new.
+
+`cache.json` names the model the folder belongs to; pointing a run of another model at it is an error."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from polyir.errors import InputError
+from polyir.files import atomic_file, read_text, text_lines
+
+HEADER = "cache.json"
+FORMAT = 1
+
+
+def key(text: str, source: str, target: str, model: str, revision: str, settings: dict) -> str:
+    payload = json.dumps([text, source, target, model, revision, settings], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class TranslationCache:
+    def __init__(self, folder: Path, model: str, revision: str):
+        self.folder = Path(folder)
+        self.entries: dict[str, str] = {}
+        header = {"format": FORMAT, "model": model, "revision": revision}
+        if self.folder.exists() and not self.folder.is_dir():
+            raise InputError("the translation cache must be a folder", self.folder)
+        path = self.folder / HEADER
+        if path.is_file():
+            try:
+                found = json.loads(read_text(path))
+            except json.JSONDecodeError as error:
+                raise InputError(f"malformed JSON ({error.msg}); expected the cache's header", path) from None
+            if found != header:
+                raise InputError(f"this cache was written by {found.get('model')} @ {found.get('revision')} (format "
+                                 f"{found.get('format')}), not {model} @ {revision}; expected a cache of the same "
+                                 "model: pass another --cache folder", path)
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with atomic_file(path) as out:
+                json.dump(header, out)
+        self._read()
+
+    def _read(self) -> None:
+        for path in sorted(self.folder.glob("entries-*.jsonl")):
+            self._repair(path)
+            for line, row in text_lines(path):
+                try:
+                    entry = json.loads(row)
+                    self.entries[entry["key"]] = entry["translation"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise InputError("damaged cache entry; expected {\"key\": ..., \"translation\": ...} (remove the "
+                                     "file to translate its entries again)", path, line) from None
+
+    @staticmethod
+    def _repair(path: Path) -> None:
+        """Cut a torn last line (a write interrupted by a kill) so that the next append starts a fresh line."""
+        with path.open("r+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            data = handle.read()
+            if data and not data.endswith(b"\n"):
+                handle.truncate(data.rfind(b"\n") + 1)
+
+    def __contains__(self, entry_key: str) -> bool:
+        return entry_key in self.entries
+
+    def __getitem__(self, entry_key: str) -> str:
+        return self.entries[entry_key]
+
+    def append(self, rows: list[dict], writer: int = 0) -> None:
+        """Add entries (dicts with `key` and `translation`) in one write, flushed to disk before returning."""
+        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+        path = self.folder / f"entries-{writer}.jsonl"
+        with path.open("ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for row in rows:
+            self.entries[row["key"]] = row["translation"]
+
+    def reload(self) -> None:
+        self._read()

@@ -1,0 +1,122 @@
+"""`polyir translate beir|train`: the command-line front of polyir.translate (options shared by both commands)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from polyir.errors import InputError
+from polyir.guard import check_output
+
+app = typer.Typer(help="Machine-translate BEIR folders and training pairs with M2M-100 / NLLB-200.",
+                  no_args_is_help=True)
+
+To = Annotated[str, typer.Option("--to", help="Comma-separated target languages, e.g. sw,yo,ha,am.")]
+From = Annotated[str, typer.Option("--from", help="Language of the source texts.")]
+Model = Annotated[str, typer.Option(help="Translation model: hub id or folder (M2M-100 or NLLB-200).")]
+Backend = Annotated[str, typer.Option(help="huggingface, or ctranslate2 (pip install ctranslate2).")]
+Precision = Annotated[str, typer.Option(help="auto (bf16 on a GPU; fp32 on CPU, int8 with ctranslate2), float32, "
+                                             "bfloat16, int8 (ctranslate2).")]
+Beam = Annotated[int, typer.Option(min=1, help="Beam size.")]
+MaxInput = Annotated[int, typer.Option(min=8, help="Sentences longer than this (tokens) are cut at word bounds.")]
+MaxNew = Annotated[int, typer.Option(min=1, help="Most tokens generated per piece.")]
+Batch = Annotated[int, typer.Option(min=1, help="Pieces per generation batch.")]
+Sort = Annotated[bool, typer.Option("--sort/--no-sort", help="Batch pieces of similar length together.")]
+Cache = Annotated[Path | None, typer.Option(help="Translation cache folder (default: in the polyir cache, one per "
+                                                 "model and revision).")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")]
+Drop = Annotated[str, typer.Option(help="Comma-separated quality flags that drop a translation: empty, copy, loop, "
+                                        "length-ratio, wrong-script, wrong-language, round-trip.")]
+Tolerance = Annotated[float, typer.Option(min=1.0, help="A length ratio beyond this factor of the language's "
+                                                        "median is flagged.")]
+RoundTrip = Annotated[bool, typer.Option("--round-trip", help="Translate back and record chrF (sacrebleu).")]
+MinChrf = Annotated[float | None, typer.Option(help="Flag round-trip chrF below this.")]
+LanguageId = Annotated[str, typer.Option(help="accurate or fast (lingua's low-accuracy mode), or off.")]
+LangMap = Annotated[list[str] | None, typer.Option(help="Dataset code to model code, e.g. swh_Latn=sw.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+
+
+def _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens, batch_size, sort,
+              cache, device, drop, length_tolerance, round_trip, min_chrf, language_id, lang_map):
+    import torch
+
+    from polyir.cli import parse_lang_map
+    from polyir.translate.backends import Generation
+    from polyir.translate.job import JobSettings
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}, but PyTorch sees no CUDA device here; expected cpu or auto")
+    if precision == "auto":
+        precision = "bfloat16" if device.startswith("cuda") else "int8" if backend == "ctranslate2" else "float32"
+    generation = Generation(beam_size, max_input_tokens, max_new_tokens, backend, precision)
+    return JobSettings(model, source, [c.strip() for c in to.split(",") if c.strip()], generation, cache, device,
+                       batch_size, sort, [f.strip() for f in drop.split(",") if f.strip()], length_tolerance,
+                       round_trip, min_chrf, language_id, parse_lang_map(lang_map or []))
+
+
+def _report(out: Path, outcome) -> None:
+    from polyir.cli import console
+
+    langs = outcome.manifest["languages"]
+    flagged = ", ".join(f"{lang} {numbers['flagged']}/{numbers['texts']}" for lang, numbers in langs.items())
+    console.print(f"{out}: {outcome.manifest['texts']} texts into {len(langs)} languages, {outcome.stats.pieces} "
+                  f"pieces: {outcome.stats.generated} generated, {outcome.stats.cached} from the cache; flagged "
+                  f"{flagged}")
+
+
+@app.command("beir")
+def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language.")],
+         out: Annotated[Path, typer.Argument(help="Output BEIR folder (with translation.json).")],
+         to: To, source: From = "en", model: Model = "facebook/m2m100_418M",
+         what: Annotated[str, typer.Option(help="queries, corpus or both.")] = "both",
+         backend: Backend = "huggingface", precision: Precision = "auto", beam_size: Beam = 5,
+         max_input_tokens: MaxInput = 200, max_new_tokens: MaxNew = 256, batch_size: Batch = 32, sort: Sort = True,
+         cache: Cache = None, device: Device = "auto", drop: Drop = "", length_tolerance: Tolerance = 3.0,
+         round_trip: RoundTrip = False, min_chrf: MinChrf = None, language_id: LanguageId = "accurate",
+         lang_map: LangMap = None, overwrite: Overwrite = False, quiet: Quiet = False) -> None:
+    """A BEIR folder → the same in every --to language (ids suffixed -LANG, qrels for every language pair)."""
+    from polyir.cli import _quiet_libraries
+    from polyir.distributed import init_world
+    from polyir.translate.collection import translate_beir
+
+    _quiet_libraries(quiet)
+    world = init_world()
+    if world.main:
+        check_output(out, [src, *([cache] if cache else [])])
+    settings = _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens,
+                         batch_size, sort, cache, device, drop, length_tolerance, round_trip, min_chrf, language_id,
+                         lang_map)
+    outcome = translate_beir(src, out, settings, what, overwrite, world, not quiet)
+    if world.main:
+        _report(out, outcome)
+
+
+@app.command("train")
+def train(src: Annotated[Path, typer.Argument(help="train.jsonl, BEIR folder with training qrels, or SQuAD .json.")],
+          out: Annotated[Path, typer.Argument(help="Output folder: train.jsonl and translation.json.")],
+          to: To, source: From = "en", model: Model = "facebook/m2m100_418M",
+          split: Annotated[str, typer.Option(help="Qrels split of a BEIR source.")] = "train",
+          backend: Backend = "huggingface", precision: Precision = "auto", beam_size: Beam = 5,
+          max_input_tokens: MaxInput = 200, max_new_tokens: MaxNew = 256, batch_size: Batch = 32, sort: Sort = True,
+          cache: Cache = None, device: Device = "auto", drop: Drop = "", length_tolerance: Tolerance = 3.0,
+          round_trip: RoundTrip = False, min_chrf: MinChrf = None, language_id: LanguageId = "accurate",
+          lang_map: LangMap = None, overwrite: Overwrite = False, quiet: Quiet = False) -> None:
+    """Training pairs in one language → parallel train.jsonl (query, positive, negatives in every language)."""
+    from polyir.cli import _quiet_libraries
+    from polyir.distributed import init_world
+    from polyir.translate.pairs import translate_train
+
+    _quiet_libraries(quiet)
+    world = init_world()
+    if world.main:
+        check_output(out, [src, *([cache] if cache else [])])
+    settings = _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens,
+                         batch_size, sort, cache, device, drop, length_tolerance, round_trip, min_chrf, language_id,
+                         lang_map)
+    outcome = translate_train(src, out, settings, split, overwrite, world, not quiet)
+    if world.main:
+        _report(out, outcome)

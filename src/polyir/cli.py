@@ -69,15 +69,33 @@ def prepare_bitext(
     pivot: Annotated[str, typer.Option(help="Language of the corpus; queries are the other languages.")],
     langs: Annotated[str | None, typer.Option(help="Comma-separated languages (default: every file).")] = None,
     pooled: Annotated[bool, typer.Option("--pooled", help="Corpus of every language instead of the pivot.")] = False,
+    train: Annotated[bool, typer.Option("--train", help="Write OUT/train.jsonl (each line a parallel example) and, "
+                                                        "with --holdout, OUT/eval/ from the other lines.")] = False,
+    holdout: Annotated[float, typer.Option(help="With --train: share of lines held out for OUT/eval/.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the line split.")] = 0,
     overwrite: Overwrite = False,
 ) -> None:
-    """Line-aligned translations → a BEIR folder for bitext retrieval (query in X, its translation relevant)."""
-    from polyir.data import write_beir
-    from polyir.data.bitext import bitext_task
+    """Line-aligned translations → a BEIR folder for bitext retrieval (query in X, its translation relevant), or
+    with --train parallel training examples from them (and a held-out BEIR folder)."""
+    from polyir.data import write_beir, write_train
+    from polyir.data.bitext import aligned_task, bitext_examples, bitext_task, read_bitext
+    from polyir.data.lareqa import split_articles
     from polyir.files import atomic_dir
 
     check_output(out_dir, [src_dir])
     chosen = [code.strip() for code in langs.split(",") if code.strip()] if langs else None
+    if train:
+        ids, texts = read_bitext(src_dir, chosen)
+        if pivot not in texts:
+            raise InputError(f"pivot '{pivot}' is not among the languages {', '.join(texts)}", src_dir)
+        kept, held_out = split_articles(len(ids), holdout, seed)
+        with atomic_dir(out_dir, overwrite) as staging:
+            write_train(bitext_examples(ids, texts, kept), staging / "train.jsonl")
+            if held_out:
+                (staging / "eval").mkdir()
+                write_beir(aligned_task(ids, texts, pivot, pooled, "eval", held_out), staging / "eval")
+        console.print(f"{out_dir}: {len(kept)} training and {len(held_out)} evaluation lines, {len(texts)} languages")
+        return
     task = bitext_task(src_dir, pivot, chosen, pooled, name=out_dir.name)
     with atomic_dir(out_dir, overwrite) as staging:
         write_beir(task, staging)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polyir.data.records import Document, Query, RetrievalTask
+from polyir.data.records import Document, ParallelExample, Query, RetrievalTask
 from polyir.errors import InputError
 from polyir.files import text_lines
 
@@ -74,3 +74,11 @@ def aligned_task(ids: list[str], texts: dict[str, list[str]], pivot: str, pooled
             queries.append(Query(f"{lang}-{i}", texts[lang][n], lang))
             qrels[queries[-1].id] = {f"{other}-{i}": 1 for other in corpus_langs if other != lang}
     return RetrievalTask(name, corpus, queries, qrels)
+
+
+def bitext_examples(ids: list[str], texts: dict[str, list[str]], lines: list[int]) -> list[ParallelExample]:
+    """Training examples from human translations: line N is one example whose query and positive are that
+    sentence in every language, so an X-Y pair is a sentence and its translation (translation ranking, as LaBSE
+    trains); an X-X pair is the sentence itself and teaches nothing, so sample these with xy or hybrid."""
+    return [ParallelExample(ids[n], {lang: rows[n] for lang, rows in texts.items()},
+                            {lang: rows[n] for lang, rows in texts.items()}) for n in lines]

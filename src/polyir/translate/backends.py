@@ -83,8 +83,13 @@ class Translator:
         self.tokenizer.src_lang = source
         return self.tokenizer(texts, truncation=True, max_length=self.settings.max_input_tokens + 2)["input_ids"]
 
-    def generate(self, ids: list[list[int]], targets: list[str]) -> list[str]:
+    def sequences(self, ids: list[list[int]], targets: list[str]) -> list[list[int]]:
+        """Output token ids, each starting with the decoder start and the text's target language token."""
         raise NotImplementedError
+
+    def generate(self, ids: list[list[int]], targets: list[str]) -> list[str]:
+        return self.tokenizer.batch_decode([row[2:] for row in self.sequences(ids, targets)],
+                                           skip_special_tokens=True)
 
 
 class HuggingFace(Translator):
@@ -100,7 +105,7 @@ class HuggingFace(Translator):
         self.device = torch.device(device)
         self.start = self.model.config.decoder_start_token_id
 
-    def generate(self, ids: list[list[int]], targets: list[str]) -> list[str]:
+    def sequences(self, ids: list[list[int]], targets: list[str]) -> list[list[int]]:
         input_ids, mask = pad_token_ids(ids, self.tokenizer.pad_token_id)
         prefix = torch.tensor([[self.start, self.tokenizer.convert_tokens_to_ids(self.token(t))] for t in targets])
         with torch.inference_mode():
@@ -108,7 +113,7 @@ class HuggingFace(Translator):
                                       decoder_input_ids=prefix.to(self.device), num_beams=self.settings.beam_size,
                                       max_new_tokens=self.settings.max_new_tokens, do_sample=False, max_length=None,
                                       num_return_sequences=1)
-        return self.tokenizer.batch_decode(out[:, 2:], skip_special_tokens=True)
+        return out.tolist()
 
 
 class CTranslate2(Translator):
@@ -127,6 +132,7 @@ class CTranslate2(Translator):
         if not (folder / "model.bin").is_file():
             from ctranslate2.converters import TransformersConverter
 
+            _register_vocabulary_by_id()
             log.info("converting %s for CTranslate2 (%s) into %s", name, settings.precision, folder)
             with atomic_dir(folder, overwrite=True) as staging:
                 TransformersConverter(str(path)).convert(str(staging), quantization=settings.precision, force=True)
@@ -135,13 +141,31 @@ class CTranslate2(Translator):
         self.model = ctranslate2.Translator(str(folder), device=kind, device_index=index,
                                             compute_type=settings.precision, intra_threads=torch.get_num_threads())
 
-    def generate(self, ids: list[list[int]], targets: list[str]) -> list[str]:
+    def sequences(self, ids: list[list[int]], targets: list[str]) -> list[list[int]]:
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in ids]
         results = self.model.translate_batch(tokens, target_prefix=[[self.token(t)] for t in targets],
                                              beam_size=self.settings.beam_size,
                                              max_decoding_length=self.settings.max_new_tokens + 1)
-        return [self.tokenizer.decode(self.tokenizer.convert_tokens_to_ids(r.hypotheses[0][1:]),
-                                      skip_special_tokens=True) for r in results]
+        start = self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)
+        return [[start, *self.tokenizer.convert_tokens_to_ids(r.hypotheses[0])] for r in results]
+
+
+def _register_vocabulary_by_id() -> None:
+    """CTranslate2's M2M-100 loader lists the vocabulary from `get_vocab()` and `additional_special_tokens`, which
+    transformers 5's M2M100Tokenizer no longer fills with the language tokens: read the token of every id instead,
+    naming the ids without one (M2M-100's padding words) as CTranslate2 does."""
+    from ctranslate2.converters import transformers as ct2
+
+    class VocabularyById(ct2.M2M100Loader):
+        def get_vocabulary(self, model, tokenizer):
+            tokens = []
+            for index in range(model.config.vocab_size):
+                token = tokenizer.convert_ids_to_tokens(index)
+                unnamed = token is None or (token == tokenizer.unk_token and index != tokenizer.unk_token_id)
+                tokens.append(f"madeupword{index}" if unnamed else token)
+            return tokens
+
+    ct2.register_loader("M2M100Config")(VocabularyById)
 
 
 def load_translator(name: str, settings: Generation, device: str, cache: Path,

@@ -16,7 +16,7 @@ import pytest
 
 from polyir.data import read_beir, read_train
 from polyir.data.beir import write_beir
-from polyir.data.lareqa import evaluation_task, read_lareqa
+from polyir.data.lareqa import evaluation_task, read_lareqa, training_examples
 from polyir.data.records import RetrievalTask
 from polyir.files import sha256
 from polyir.testing import build_tiny_m2m100, build_tiny_nllb
@@ -283,11 +283,8 @@ def test_translate_train_from_train_jsonl_beir_and_squad(english_beir, parallel_
     assert len(beir) == 1 and len(beir[0].negatives) == 1  # the judged non-relevant document
     squad = read_train(tmp_path / "squad" / "train.jsonl")
     by_lang = read_lareqa(data_dir / "xquad-r", languages=["en"])
-    assert len(squad) == sum(len(p.questions) for a in by_lang["en"] for p in a.paragraphs) if hasattr(
-        by_lang["en"][0], "paragraphs") else len(squad) > 100
-    sentences = {s for a in by_lang["en"] for s in getattr(a, "sentences", [])} or None
-    if sentences:
-        assert all(e.positive["en"] in sentences for e in squad)
+    answers = {e.id: e.positive["en"] for e in training_examples(by_lang, list(range(len(by_lang["en"]))))}
+    assert {e.id: e.positive["en"] for e in squad} == answers  # the sentence that holds the answer
 
 
 def test_bad_input_exits_2_and_writes_nothing(english_beir, m2m_translator, tmp_path):
@@ -295,19 +292,24 @@ def test_bad_input_exits_2_and_writes_nothing(english_beir, m2m_translator, tmp_
     cases = {
         "xx": (["beir", english_beir, "--to", "sw,xx"], "--to 'xx'"),
         "from": (["beir", english_beir, "--to", "sw", "--from", "qq"], "--from 'qq'"),
-        "notbeir": (["beir", tmp_path, "--to", "sw"], "not a BEIR folder"),
+        "notbeir": (["beir", tmp_path / "plain", "--to", "sw"], "not a BEIR folder"),
         "notsquad": (["train", tmp_path / "bad.json", "--to", "sw"], "SQuAD-format"),
         "what": (["beir", english_beir, "--to", "sw", "--what", "titles"], "--what"),
         "drop": (["beir", english_beir, "--to", "sw", "--drop", "ugly"], "--drop ugly"),
     }
     (tmp_path / "bad.json").write_text(json.dumps({"version": "1.1", "articles": []}))
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "notes.txt").write_text("not a collection\n")
     for name, (args, expected) in cases.items():
         out = tmp_path / "out" / name
         result = polyir("translate", *args[:2], out, *args[2:], "--model", m2m_translator, "--cache", cache, *FAST)
         assert result.returncode == 2, (name, result.stderr)
         assert expected in result.stderr and "Traceback" not in result.stderr, (name, result.stderr)
         assert not out.exists()
-    other = build_tiny_m2m100(tmp_path / "other", vocab_size=1500, translator=True)
+    assert not cache.exists()  # refused before anything was written
+    assert polyir("translate", "beir", english_beir, tmp_path / "out" / "good", "--to", "sw", "--model",
+                  m2m_translator, "--cache", cache, *FAST).returncode == 0
+    other = build_tiny_m2m100(tmp_path / "other", dropout=0.0, translator=True)  # another revision
     result = polyir("translate", "beir", english_beir, tmp_path / "out" / "other", "--to", "sw", "--model", other,
                     "--cache", cache, *FAST)
     assert result.returncode == 2 and "this cache was written by" in result.stderr

@@ -12,7 +12,7 @@ from polyir.data.beir import read_corpus, read_qrels, read_queries
 from polyir.distributed import SINGLE, World
 from polyir.errors import InputError
 from polyir.files import atomic_dir, write_jsonl
-from polyir.translate.job import MANIFEST, JobSettings, Outcome, Unit, run
+from polyir.translate.job import MANIFEST, JobSettings, Outcome, Unit, open_translator, run
 
 WHAT = ("queries", "corpus", "both")
 
@@ -28,6 +28,7 @@ def translate_beir(src: Path, out: Path, settings: JobSettings, what: str = "bot
                    world: World = SINGLE, show_progress: bool = True) -> Outcome:
     if what not in WHAT:
         raise InputError(f"--what must be one of {', '.join(WHAT)}, got '{what}'")
+    translator = open_translator(settings)
     if not src.is_dir() or not (src / "corpus.jsonl").is_file() or not (src / "queries.jsonl").is_file():
         raise InputError("not a BEIR folder; expected corpus.jsonl, queries.jsonl and qrels/<split>.tsv", src)
     corpus = read_corpus(src / "corpus.jsonl", settings.source)
@@ -45,7 +46,7 @@ def translate_beir(src: Path, out: Path, settings: JobSettings, what: str = "bot
     if what in ("corpus", "both"):
         units += [Unit("corpus.jsonl", d.id, name, value) for d in corpus
                   for name, value in (("title", d.title), ("text", d.text))]
-    outcome = run(units, settings, {"corpus.jsonl": src / "corpus.jsonl", "queries.jsonl": src / "queries.jsonl",
+    outcome = run(units, settings, translator, {"corpus.jsonl": src / "corpus.jsonl", "queries.jsonl": src / "queries.jsonl",
                                     **{f"qrels/{p.name}": p for p in splits}}, world, show_progress)
     if not world.main:
         return outcome

@@ -12,7 +12,7 @@ from polyir.data.sources import cache_dir
 from polyir.distributed import SINGLE, World
 from polyir.errors import InputError
 from polyir.provenance import checksum
-from polyir.translate.backends import Generation, load_translator
+from polyir.translate.backends import Generation, Translator, load_translator
 from polyir.translate.cache import TranslationCache
 from polyir.translate.engine import Request, Stats, translate
 from polyir.translate.quality import FLAGS, Checked, LanguageIdentifier, check, round_trip_chrf, summary
@@ -73,14 +73,19 @@ def default_cache(model: str, revision: str) -> Path:
     return cache_dir() / "translations" / f"{slug}-{revision.replace(':', '-')[:24]}"
 
 
-def run(units: list[Unit], settings: JobSettings, sources: dict[str, Path], world: World = SINGLE,
-        show_progress: bool = True) -> Outcome:
+def open_translator(settings: JobSettings) -> Translator:
+    """The model, once the settings and every language are known to be right (before any data is read)."""
     settings.validate()
-    translator = load_translator(settings.model, settings.generation, settings.device,
-                                 cache_dir(), settings.lang_map)
+    translator = load_translator(settings.model, settings.generation, settings.device, cache_dir(),
+                                 settings.lang_map)
     translator.code(settings.source, "--from")
     for target in settings.targets:
         translator.code(target, "--to")
+    return translator
+
+
+def run(units: list[Unit], settings: JobSettings, translator: Translator, sources: dict[str, Path],
+        world: World = SINGLE, show_progress: bool = True) -> Outcome:
     cache = TranslationCache(settings.cache or default_cache(settings.model, translator.revision),
                              settings.model, translator.revision)
     wanted = [Request(u.text, settings.source, t) for t in settings.targets for u in units if u.text.strip()]

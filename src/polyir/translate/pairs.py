@@ -17,7 +17,7 @@ from polyir.distributed import SINGLE, World
 from polyir.errors import InputError
 from polyir.files import atomic_dir, read_text
 from polyir.languages import base_language
-from polyir.translate.job import MANIFEST, JobSettings, Outcome, Unit, run
+from polyir.translate.job import MANIFEST, JobSettings, Outcome, Unit, open_translator, run
 
 TRAIN_FILE = "train.jsonl"
 
@@ -114,13 +114,14 @@ def read_pairs(src: Path, lang: str, split: str = "train") -> list[ParallelExamp
 def translate_train(src: Path, out: Path, settings: JobSettings, split: str = "train", overwrite: bool = False,
                     world: World = SINGLE, show_progress: bool = True) -> Outcome:
     """OUT/train.jsonl (and OUT/translation.json) from the pairs of `src`."""
+    translator = open_translator(settings)
     examples = read_pairs(src, settings.source, split)
     units = []
     for e in examples:
         units += [Unit(TRAIN_FILE, e.id, "query", e.query[settings.source]),
                   Unit(TRAIN_FILE, e.id, "positive", e.positive[settings.source]),
                   *(Unit(TRAIN_FILE, e.id, f"negatives[{i}]", n[settings.source]) for i, n in enumerate(e.negatives))]
-    outcome = run(units, settings, {src.name: src}, world, show_progress)
+    outcome = run(units, settings, translator, {src.name: src}, world, show_progress)
     if not world.main:
         return outcome
     done, langs = outcome.translations, settings.targets

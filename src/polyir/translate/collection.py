@@ -46,8 +46,9 @@ def translate_beir(src: Path, out: Path, settings: JobSettings, what: str = "bot
     if what in ("corpus", "both"):
         units += [Unit("corpus.jsonl", d.id, name, value) for d in corpus
                   for name, value in (("title", d.title), ("text", d.text))]
-    outcome = run(units, settings, translator, {"corpus.jsonl": src / "corpus.jsonl", "queries.jsonl": src / "queries.jsonl",
-                                    **{f"qrels/{p.name}": p for p in splits}}, world, show_progress)
+    sources = {"corpus.jsonl": src / "corpus.jsonl", "queries.jsonl": src / "queries.jsonl",
+               **{f"qrels/{p.name}": p for p in splits}}
+    outcome = run(units, settings, translator, sources, world, show_progress)
     if not world.main:
         return outcome
     done, source = outcome.translations, settings.source

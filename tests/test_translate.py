@@ -339,3 +339,45 @@ def test_prepare_bitext_train_writes_parallel_examples_and_held_out_lines(data_d
     assert all(set(e.query) == {"eng_Latn", "swh_Latn", "hau_Latn"} and e.query == e.positive for e in examples)
     trained = {e.query["swh_Latn"] for e in examples}
     assert not trained & {q.text for q in held_out.queries if q.lang == "swh_Latn"}
+
+
+def test_compare_builds_translated_sets_once_and_names_languages_never_trained(english_beir, tiny_m2m100,
+                                                                               m2m_translator, data_dir, tmp_path):
+    """The paper's protocol in miniature: training pairs translated from English SQuAD-format QA (the sample's
+    XQuAD-R questions), an English BEIR folder translated as a test collection, XQuAD-R articles as dev/test."""
+    import yaml
+
+    from tests.test_compare import GRID
+
+    out = tmp_path / "cmp"
+    translate = {"max_new_tokens": 6, "beam_size": 1, "language_id": "fast", "cache": str(tmp_path / "cache"),
+                 "train": {"source": str(data_dir / "xquad-r" / "en.json"), "languages": ["de", "es"],
+                           "model": str(m2m_translator)},
+                 "test": [{"source": str(english_beir), "languages": ["sw", "yo"], "model": str(m2m_translator),
+                           "name": "en-mt"}]}
+    config = dict(GRID, output_dir=str(out), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),
+                  dataset={"name": "xquad-r", "languages": ["de", "en", "el"], "dev": 0.1, "test": 0.1},
+                  data={}, translate=translate,
+                  grid={"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 4}],
+                        "seeds": [0]}, budget={"examples": 8}, test={"lexical": False})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    built = out / "data" / "translated"
+    assert sorted(p.name for p in built.iterdir()) == ["en-mt", "train"]
+    train = read_train(built / "train" / "train.jsonl")
+    assert {lang for e in train for lang in e.languages} == {"de", "en", "es"}
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["runs"][0]["test"]) == {"xquad-r-test", "en-mt"}
+    assert set(results["per_language"]["en-mt"]["cross"]) >= {"sw->en", "en->yo", "sw->yo"}
+    report = (out / "report.md").read_text()
+    assert "never seen in training by any cell: el, sw, yo" in report
+    assert f"training pairs from {data_dir / 'xquad-r' / 'en.json'} translated by" in report
+    stamps = {p: p.stat().st_mtime_ns for p in built.rglob("*") if p.is_file()}
+    again = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert stamps == {p: p.stat().st_mtime_ns for p in built.rglob("*") if p.is_file()}  # reused, not remade
+    config["translate"]["train"]["languages"] = ["de"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    changed = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert changed.returncode == 2 and "the translated train set was produced by other settings" in changed.stderr

@@ -7,6 +7,7 @@ import math
 import platform
 import time
 from collections import defaultdict
+from pathlib import Path
 from statistics import fmean, stdev
 
 from scipy import stats
@@ -114,7 +115,7 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
     per_language = _per_language(by_strategy)
     start = _alone(untrained)
     return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
-                   training_languages=data.languages, data=source, encoder=encoder,
+                   training_languages=data.languages or _languages_of(data.train), data=source, encoder=encoder,
                    runs=[run for group in runs.values() for run in group],
                    strategies=strategies, significance=_significance(by_strategy, reference, config.test.metric),
                    per_language=per_language, machine=f"{platform.machine()}, {platform.system()}",
@@ -123,6 +124,15 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
                    untrained_per_language=start, below_untrained=_below(per_language, start),
                    lexical={task: e.table.summary for task, e in lexical.test.items()} if lexical else {},
                    lexical_per_language=_alone(lexical))
+
+
+def _languages_of(train) -> list[str] | None:
+    """The languages of a training file, so that the report can name the test languages it never holds."""
+    if train is None or not Path(train).is_file():
+        return None
+    from polyir.data import read_train
+
+    return sorted({lang for example in read_train(train) for lang in example.languages})
 
 
 def _alone(result: Untrained | None) -> dict:

@@ -84,6 +84,14 @@ def _languages(key: str) -> list[str]:
     return key.split("->")
 
 
+def unseen_languages(summary: Summary) -> list[str]:
+    """The test languages that no training example holds (by base language: eng_Latn is the trained en)."""
+    trained = {base_language(lang) for lang in summary.training_languages or []}
+    return sorted({lang for settings in summary.per_language.values() for setting in per_language_settings(settings)
+                   for key in settings[setting] for lang in _languages(key) if trained
+                   and base_language(lang) not in trained})
+
+
 def _zero_shot(summary: Summary) -> str | None:
     """The best strategy on the test languages never trained on, by map per language averaged over them."""
     trained = {base_language(lang) for lang in summary.training_languages or []}

@@ -264,6 +264,35 @@ class CompareDataConfig(Strict):
                                         "where not 'test' (named tasks such as MIRACL's dev)")
 
 
+class TranslatedSet(Strict):
+    """A data set the comparison makes by machine translation (polyir translate), once, under output_dir/data."""
+
+    source: str = Field(description="a path (train: train.jsonl, BEIR folder or SQuAD .json; test: BEIR folder) or, "
+                        "for a test set, a named task of the registry (beir-scifact)")
+    languages: list[str] = Field(min_length=1, description="target languages")
+    source_language: str = "en"
+    model: str = "facebook/m2m100_418M"
+    what: Literal["queries", "corpus", "both"] = Field(default="both", description="test sets: what is translated")
+    split: str = Field(default="train", description="train sets from a BEIR folder: the qrels split of the pairs")
+    name: str | None = Field(default=None, description="folder (and test task) name; default from the source")
+
+
+class TranslateConfig(Strict):
+    """Generation settings shared by every translated set, and the sets: training data and test collections."""
+
+    backend: Literal["huggingface", "ctranslate2"] = "huggingface"
+    precision: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
+    beam_size: PositiveInt = 5
+    max_input_tokens: int = Field(default=200, ge=8)
+    max_new_tokens: PositiveInt = 256
+    batch_size: PositiveInt = 32
+    drop: list[str] = Field(default_factory=list, description="quality flags that drop a translation")
+    language_id: Literal["accurate", "fast", "off"] = "accurate"
+    cache: Path | None = None
+    train: TranslatedSet | None = None
+    test: list[TranslatedSet] = Field(default_factory=list)
+
+
 class GridConfig(Strict):
     sampling: list[SamplingConfig] = Field(min_length=1)
     step: list[StepConfig] = Field(min_length=1)
@@ -301,12 +330,16 @@ class CompareConfig(RunSettings):
     grid: GridConfig
     budget: BudgetConfig
     test: TestConfig = Field(default_factory=TestConfig)
+    translate: TranslateConfig | None = None
     target: float = Field(default=0.95, gt=0.0, le=1.0, description="share of the grid's best dev score to reach")
 
     @model_validator(mode="after")
     def _data(self) -> CompareConfig:
-        if self.dataset is None and (self.data.train is None or not self.data.dev or not self.data.test):
-            raise ValueError("give either dataset (prepared by polyir) or data.train, data.dev and data.test")
+        translated = self.translate or TranslateConfig()
+        if self.dataset is None and ((self.data.train is None and translated.train is None) or not self.data.dev
+                                     or not (self.data.test or translated.test)):
+            raise ValueError("give either dataset (prepared by polyir) or data.train (or translate.train), data.dev "
+                             "and data.test (or translate.test)")
         return self
 
     @classmethod

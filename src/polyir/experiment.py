@@ -25,6 +25,7 @@ from polyir.packaged import resolve_model_path
 from polyir.results import CellResult, LogEntry, Untrained
 from polyir.sampling import BatchSampler
 from polyir.train import Trainer, run_fingerprint
+from polyir.translate.protocol import with_translations
 
 RESULT = "result.json"
 
@@ -274,13 +275,18 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
     has trained."""
     out = Path(config.output_dir)
     model_folder = Path(resolve_model_path(config.model.name_or_path))
+    translated = [Path(spec.source) for spec in ([config.translate.train] + config.translate.test if config.translate
+                                                 else []) if spec is not None and Path(spec.source).exists()]
     guard.check_output(out, [path for path in (data_dir, config.data.train, *config.data.dev, *config.data.test,
-                                               model_folder if model_folder.is_dir() else None) if path])
+                                               *translated, model_folder if model_folder.is_dir() else None) if path])
     cells = expand(config)
     created = not out.exists()
     try:
         with guard.exclusive(out):
             data, source = prepare_data(config, data_dir, redo)
+            data, translated = with_translations(config, data, Path(data_dir) if data_dir else None, redo,
+                                                 show_progress)
+            source = f"{source}; {translated}" if translated else source
             validate(data, cells)
             untrained = run_untrained(config, data, redo)
             lexical = run_lexical(config, data, redo)

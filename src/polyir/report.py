@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from polyir.analysis import per_language_settings
-from polyir.answer import answer
+from polyir.answer import answer, unseen_languages
 from polyir.config import CompareConfig
 from polyir.files import atomic_file
 from polyir.results import Summary
@@ -116,11 +116,13 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
              "## The answer", ""]
     lines += [f"- {line}" for line in s.answer]
     budget = {k: v for k, v in config.budget.model_dump().items() if v is not None}
-    trained = s.training_languages or "all languages of the training data"
+    trained = ", ".join(s.training_languages or []) or "all languages of the training data"
+    unseen = unseen_languages(s)
     lines += ["", "## Setup", "",
               f"- Model: `{config.model.name_or_path}` ({_encoder(s)})",
               f"- Data: {s.data}",
-              f"- Training languages: {trained}; every other language is zero-shot (marked †).",
+              f"- Training languages: {trained}; every other language is zero-shot (marked †)"
+              + (f": never seen in training by any cell: {', '.join(unseen)}." if unseen else "."),
               f"- Grid: {len(s.strategies)} strategies × seeds {config.grid.seeds}; budget {budget} per run; "
               f"lr {config.optim.lr:g}, temperature {config.optim.temperature:g}, warm-up {config.optim.warmup_steps}",
               f"- Dev metric `{s.metric}` {cadence}; target = "

@@ -38,6 +38,13 @@ class Generation:
         return asdict(self)
 
 
+def auto_precision(precision: str, backend: str, device: str) -> str:
+    """auto: bf16 on a GPU; on CPU float32, or int8 with CTranslate2."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if device.startswith("cuda") else "int8" if backend == "ctranslate2" else "float32"
+
+
 def model_revision(name: str) -> str:
     """sha256 of a local model folder's files, else the hub commit the files came from."""
     path = Path(str(resolve_model_path(name)))

@@ -44,15 +44,14 @@ def _settings(to, source, model, backend, precision, beam_size, max_input_tokens
     import torch
 
     from polyir.cli import parse_lang_map
-    from polyir.translate.backends import Generation
+    from polyir.translate.backends import Generation, auto_precision
     from polyir.translate.job import JobSettings
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"--device {device}, but PyTorch sees no CUDA device here; expected cpu or auto")
-    if precision == "auto":
-        precision = "bfloat16" if device.startswith("cuda") else "int8" if backend == "ctranslate2" else "float32"
-    generation = Generation(beam_size, max_input_tokens, max_new_tokens, backend, precision)
+    generation = Generation(beam_size, max_input_tokens, max_new_tokens, backend,
+                            auto_precision(precision, backend, device))
     return JobSettings(model, source, [c.strip() for c in to.split(",") if c.strip()], generation, cache, device,
                        batch_size, sort, [f.strip() for f in drop.split(",") if f.strip()], length_tolerance,
                        round_trip, min_chrf, language_id, parse_lang_map(lang_map or []))

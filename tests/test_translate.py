@@ -26,6 +26,7 @@ from polyir.translate.engine import Request, translate
 from polyir.translate.quality import Checked, LanguageIdentifier, check
 from polyir.translate.segment import join, split
 from tests.helpers import polyir
+from tests.test_train import log_of, write_config
 
 FAST = ["--max-new-tokens", "6", "--beam-size", "2", "--language-id", "fast", "--quiet"]
 
@@ -258,7 +259,7 @@ def test_manifest_lists_flags_and_sources_and_drop_keeps_qrels_consistent(englis
 
 
 def test_translate_train_from_train_jsonl_beir_and_squad(english_beir, parallel_examples, m2m_translator, data_dir,
-                                                         tmp_path):
+                                                         tiny_m2m100, tmp_path):
     from polyir.data import write_train
     from polyir.data.records import ParallelExample
 
@@ -285,6 +286,12 @@ def test_translate_train_from_train_jsonl_beir_and_squad(english_beir, parallel_
     by_lang = read_lareqa(data_dir / "xquad-r", languages=["en"])
     answers = {e.id: e.positive["en"] for e in training_examples(by_lang, list(range(len(by_lang["en"]))))}
     assert {e.id: e.positive["en"] for e in squad} == answers  # the sentence that holds the answer
+    config = write_config(tmp_path / "train.yaml", tmp_path / "run", tiny_m2m100, tmp_path / "squad",
+                          **{"data.languages": ["en", "sw", "yo"], "data.dev": [str(english_beir)],
+                             "optim.max_steps": 2, "eval.metric": "mono/map"})
+    trained = polyir("train", "--config", config, "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    assert [entry["step"] for entry in log_of(tmp_path / "run") if "loss" in entry][-1] == 2
 
 
 def test_bad_input_exits_2_and_writes_nothing(english_beir, m2m_translator, tmp_path):

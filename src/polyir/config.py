@@ -286,7 +286,8 @@ class TranslateConfig(Strict):
     max_input_tokens: int = Field(default=200, ge=8)
     max_new_tokens: PositiveInt = 256
     batch_size: PositiveInt = 32
-    drop: list[str] = Field(default_factory=list, description="quality flags that drop a translation")
+    drop: list[Literal["empty", "copy", "loop", "length-ratio", "wrong-script", "wrong-language", "round-trip"]] = \
+        Field(default_factory=list, description="quality flags that drop a translation")
     language_id: Literal["accurate", "fast", "off"] = "accurate"
     cache: Path | None = None
     train: TranslatedSet | None = None

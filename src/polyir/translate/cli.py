@@ -68,7 +68,7 @@ def _report(out: Path, outcome) -> None:
 
 
 @app.command("beir")
-def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language.")],
+def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language, or a named task (beir-scifact).")],
          out: Annotated[Path, typer.Argument(help="Output BEIR folder (with translation.json).")],
          to: To, source: From = "en", model: Model = "facebook/m2m100_418M",
          what: Annotated[str, typer.Option(help="queries, corpus or both.")] = "both",
@@ -80,9 +80,10 @@ def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language."
     """A BEIR folder → the same in every --to language (ids suffixed -LANG, qrels for every language pair)."""
     from polyir.cli import _quiet_libraries
     from polyir.distributed import init_world
-    from polyir.translate.collection import translate_beir
+    from polyir.translate.collection import beir_source, translate_beir
 
     _quiet_libraries(quiet)
+    src = beir_source(src)
     world = init_world()
     if world.main:
         check_output(out, [src, *([cache] if cache else [])])

@@ -24,6 +24,23 @@ def _source_language(records, lang: str, path: Path) -> None:
                          f"'{lang}' (or lines without `lang`)", path)
 
 
+def beir_source(source: str | Path, data_dir: Path | None = None) -> Path:
+    """A BEIR folder as given, or a named task of the registry (beir-scifact) converted into the cache."""
+    if Path(source).exists():
+        return Path(source)
+    from polyir.data.named import named_tasks
+    from polyir.data.registry import parse
+
+    try:
+        parse(str(source))
+    except InputError:
+        raise InputError("neither an existing BEIR folder nor a named task (polyir data list)", source) from None
+    tasks = named_tasks(str(source), data_dir)
+    if len(tasks) != 1:
+        raise InputError(f"names {len(tasks)} tasks; expected one language (NAME:LANG)", source)
+    return tasks[0].folder
+
+
 def translate_beir(src: Path, out: Path, settings: JobSettings, what: str = "both", overwrite: bool = False,
                    world: World = SINGLE, show_progress: bool = True) -> Outcome:
     if what not in WHAT:

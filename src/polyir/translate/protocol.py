@@ -16,24 +16,6 @@ from polyir.translate.backends import Generation, auto_precision, model_revision
 from polyir.translate.job import JobSettings
 
 
-def _source(spec: TranslatedSet, data_dir: Path | None) -> Path:
-    """A path as given, or the converted folder of a named task (downloaded where needed)."""
-    if Path(spec.source).exists():
-        return Path(spec.source)
-    from polyir.data.named import named_tasks
-    from polyir.data.registry import parse
-
-    try:
-        parse(spec.source)
-    except InputError:
-        raise InputError(f"translate source '{spec.source}' is neither an existing path nor a named task "
-                         "(polyir data list)") from None
-    tasks = named_tasks(spec.source, data_dir)
-    if len(tasks) != 1:
-        raise InputError(f"translate source '{spec.source}' names {len(tasks)} tasks; expected one language")
-    return tasks[0].folder
-
-
 def _settings(translate: TranslateConfig, spec: TranslatedSet, device: str) -> JobSettings:
     generation = Generation(translate.beam_size, translate.max_input_tokens, translate.max_new_tokens,
                             translate.backend, auto_precision(translate.precision, translate.backend, device))
@@ -43,10 +25,10 @@ def _settings(translate: TranslateConfig, spec: TranslatedSet, device: str) -> J
 
 def _build(config: CompareConfig, spec: TranslatedSet, kind: str, data_dir: Path | None, redo: bool,
            show_progress: bool) -> Path:
-    from polyir.translate.collection import translate_beir
+    from polyir.translate.collection import beir_source, translate_beir
     from polyir.translate.pairs import translate_train
 
-    source = _source(spec, data_dir)
+    source = Path(spec.source) if kind == "train" else beir_source(spec.source, data_dir)
     name = spec.name or ("train" if kind == "train" else f"{source.name}-{'-'.join(spec.languages)}")
     folder = Path(config.output_dir) / "data" / "translated" / name
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -41,7 +41,8 @@ class _Piece:
     key: str
 
 
-def _pieces(requests: list[Request], translator: Translator) -> dict[Request, list[_Piece]]:
+def split_requests(requests: list[Request], translator: Translator) -> dict[Request, list[_Piece]]:
+    """Every request's pieces (sentences, cut under the input limit), each with its cache key."""
     settings = translator.settings
     split_once: dict[tuple[str, str], list[str]] = {}
     out = {}
@@ -79,7 +80,7 @@ def translate(requests: Iterable[Request], translator: Translator, cache: Transl
               ) -> tuple[dict[Request, str], Stats]:
     """Every request's translation (pieces rejoined), and what it took."""
     wanted = list(dict.fromkeys(requests))
-    pieces = _pieces(wanted, translator)
+    pieces = split_requests(wanted, translator)
     batches = plan((p for group in pieces.values() for p in group), translator, batch_size, sort_by_length)
     stats = Stats(pieces=sum(len(chunk) for chunk, _ in batches))
     mine = [batch for index, batch in enumerate(batches) if index % world.size == world.rank]

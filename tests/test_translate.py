@@ -168,20 +168,24 @@ def _launch(args: list) -> subprocess.Popen:
 
 def test_a_killed_run_resumes_to_the_bytes_of_an_uninterrupted_run(english_beir, m2m_translator, tmp_path):
     args = ["translate", "beir", english_beir, None, "--to", "sw,yo,am", "--model", m2m_translator,
-            "--batch-size", "1", "--max-new-tokens", "24", "--beam-size", "3", "--language-id", "fast", "--quiet"]
-    whole = polyir(*[tmp_path / "whole" if a is None else a for a in args], "--cache", tmp_path / "cache-whole")
+            "--batch-size", "1", "--max-new-tokens", "48", "--beam-size", "4", "--language-id", "fast", "--quiet"]
+    one_thread = {"OMP_NUM_THREADS": "1"}  # as the killed run: the same arithmetic, so the same bytes
+    whole = polyir(*[tmp_path / "whole" if a is None else a for a in args], "--cache", tmp_path / "cache-whole",
+                   env=one_thread)
     assert whole.returncode == 0, whole.stderr
     entries = tmp_path / "cache" / "entries-0.jsonl"
     victim = _launch([tmp_path / "resumed" if a is None else a for a in args] + ["--cache", tmp_path / "cache"])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not entries.is_file() or entries.read_text().count("\n") < 10):
         time.sleep(0.05)
+    assert victim.poll() is None, "the run ended before it could be killed"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     assert not (tmp_path / "resumed").exists()
     with entries.open("a") as torn:  # a write cut short by the kill
         torn.write('{"key": "0123", "transl')
-    resumed = polyir(*[tmp_path / "resumed" if a is None else a for a in args], "--cache", tmp_path / "cache")
+    resumed = polyir(*[tmp_path / "resumed" if a is None else a for a in args], "--cache", tmp_path / "cache",
+                     env=one_thread)
     assert resumed.returncode == 0, resumed.stderr
     generated = int(resumed.stderr.split(" generated")[0].rsplit(" ", 1)[1])
     assert 0 < generated < int(whole.stderr.split(" generated")[0].rsplit(" ", 1)[1])
@@ -194,7 +198,8 @@ def test_two_processes_write_the_bytes_of_one(english_beir, m2m_translator, tmp_
 
     args = ["translate", "beir", english_beir, None, "--to", "sw,yo", "--model", m2m_translator, "--batch-size", "4",
             *FAST]
-    one = polyir(*[tmp_path / "one" if a is None else a for a in args], "--cache", tmp_path / "cache-one")
+    one = polyir(*[tmp_path / "one" if a is None else a for a in args], "--cache", tmp_path / "cache-one",
+                 env={"OMP_NUM_THREADS": "1"})  # as torchrun's ranks
     assert one.returncode == 0, one.stderr
     two = torchrun(*[tmp_path / "two" if a is None else a for a in args], "--cache", tmp_path / "cache-two")
     assert two.returncode == 0, two.stderr

@@ -8,7 +8,7 @@ every output runs to --new-tokens tokens. Length sorting therefore saves encoder
 steps it also saves with a trained model (whose outputs follow their inputs' lengths): its gain is a lower bound.
 Texts are real English sentences of XQuAD-R (the bundled sample), in their file order.
 
-    python bench/translate_bench.py [--texts 48] [--new-tokens 24] [--beam 2] [--shape m2m100-418m]
+    python bench/translate_bench.py [--texts 48] [--new-tokens 24] [--beam 2] [--shape m2m100-418m] [--device cuda]
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--beam", type=int, default=2)
     parser.add_argument("--shape", default="m2m100-418m", choices=sorted(SHAPES))
     parser.add_argument("--batches", default="1,8,16")
+    parser.add_argument("--device", default="cpu", help="cuda: bf16 for both back ends")
     args = parser.parse_args()
     by_lang = read_lareqa(SAMPLE / "xquad-r", languages=["en"])
     texts = [s for a in by_lang["en"] for s in a.sentences.values()][:args.texts]
@@ -73,9 +74,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = str(model_at_shape(Path(tmp), args.shape))
         settings = dict(beam_size=args.beam, max_new_tokens=args.new_tokens)
-        backends = {"huggingface fp32": HuggingFace(model, Generation(**settings), "cpu"),
-                    "ctranslate2 int8": CTranslate2(model, Generation(**settings, backend="ctranslate2",
-                                                                      precision="int8"), "cpu", Path(tmp))}
+        gpu = args.device.startswith("cuda")
+        hf, ct2 = ("bfloat16", "bfloat16") if gpu else ("float32", "int8")
+        backends = {f"huggingface {hf}": HuggingFace(model, Generation(**settings, precision=hf), args.device),
+                    f"ctranslate2 {ct2}": CTranslate2(model, Generation(**settings, backend="ctranslate2",
+                                                                        precision=ct2), args.device, Path(tmp))}
         for name, translator in backends.items():
             rate(translator, texts[:4], 4, True)  # warm-up
             for batch in map(int, args.batches.split(",")):
@@ -83,7 +86,7 @@ def main() -> None:
                     value = rate(translator, texts, batch, sort)
                     rows.append({"backend": name, "batch": batch, "sorted": sort, "texts_per_s": round(value, 3)})
                     print(json.dumps(rows[-1]), flush=True)
-    base = next(r["texts_per_s"] for r in rows if r["backend"] == "huggingface fp32" and r["batch"] == 1)
+    base = next(r["texts_per_s"] for r in rows if r["backend"].startswith("huggingface") and r["batch"] == 1)
     best = max(rows, key=lambda r: r["texts_per_s"])
     print(f"\n{machine()}; {args.texts} sentences, {args.new_tokens} new tokens, beam {args.beam}, shape {args.shape}")
     print("| back end | batch | sorted | texts/s | × HF batch 1 |\n|---|---|---|---|---|")
@@ -92,7 +95,7 @@ def main() -> None:
               f"{r['texts_per_s'] / base:.2f} |")
     hours = 100_000 * PASSAGE_SENTENCES / best["texts_per_s"] / 3600
     print(f"\n100k passages × {PASSAGE_SENTENCES} sentences at the best rate ({best['backend']}, batch "
-          f"{best['batch']}): {hours:.0f} hours per target language on this CPU")
+          f"{best['batch']}): {hours:.1f} hours per target language on {args.device}")
     (BENCH / "results").mkdir(exist_ok=True)
     with (BENCH / "results" / "translate_bench.jsonl").open("a") as out:
         out.write(json.dumps({"date": time.strftime("%Y-%m-%d"), "machine": machine(), "args": vars(args),

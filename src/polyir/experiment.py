@@ -275,10 +275,11 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
     has trained."""
     out = Path(config.output_dir)
     model_folder = Path(resolve_model_path(config.model.name_or_path))
-    translated = [Path(spec.source) for spec in ([config.translate.train] + config.translate.test if config.translate
-                                                 else []) if spec is not None and Path(spec.source).exists()]
-    guard.check_output(out, [path for path in (data_dir, config.data.train, *config.data.dev, *config.data.test,
-                                               *translated, model_folder if model_folder.is_dir() else None) if path])
+    specs = [config.translate.train, *config.translate.test] if config.translate else []
+    translation_sources = [Path(spec.source) for spec in specs if spec is not None and Path(spec.source).exists()]
+    inputs = (data_dir, config.data.train, *config.data.dev, *config.data.test, *translation_sources,
+              model_folder if model_folder.is_dir() else None)
+    guard.check_output(out, [path for path in inputs if path])
     cells = expand(config)
     created = not out.exists()
     try:

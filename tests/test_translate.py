@@ -80,6 +80,8 @@ def test_every_text_starts_with_its_own_language_tokens(m2m_translator, nllb_tra
             assert targets == codes
             out = translator.sequences(ids, targets)
             assert [row[1] for row in out] == [tokenizer.convert_tokens_to_ids(translator.token(t)) for t in targets]
+            languages = {tokenizer.convert_tokens_to_ids(translator.token(c)) for c in translator.languages.supported}
+            assert not languages & {token for row in out for token in row[2:]}  # (a random model's favourite)
 
 
 def test_long_texts_are_split_into_sentences_and_pieces_and_rejoined(m2m_translator, tmp_path):

@@ -66,6 +66,8 @@ class Translator:
                              "such as facebook/m2m100_418M or facebook/nllb-200-distilled-600M")
         self.languages = LanguageResolver(supported, lang_map)
         self.revision = model_revision(name)
+        # a language token is never part of a translation (and transformers 5 would decode M2M-100's as words)
+        self.language_ids = sorted({tokenizer.convert_tokens_to_ids(self.token(code)) for code in supported})
 
     def code(self, lang: str, option: str) -> str:
         """The model's code for a dataset language, or exit 2 naming the option and the model."""
@@ -119,7 +121,7 @@ class HuggingFace(Translator):
             out = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
                                       decoder_input_ids=prefix.to(self.device), num_beams=self.settings.beam_size,
                                       max_new_tokens=self.settings.max_new_tokens, do_sample=False, max_length=None,
-                                      num_return_sequences=1)
+                                      num_return_sequences=1, suppress_tokens=self.language_ids)
         return out.tolist()
 
 
@@ -152,7 +154,9 @@ class CTranslate2(Translator):
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in ids]
         results = self.model.translate_batch(tokens, target_prefix=[[self.token(t)] for t in targets],
                                              beam_size=self.settings.beam_size,
-                                             max_decoding_length=self.settings.max_new_tokens + 1)
+                                             max_decoding_length=self.settings.max_new_tokens + 1,
+                                             suppress_sequences=[[token] for token in
+                                                                 self.tokenizer.convert_ids_to_tokens(self.language_ids)])
         start = self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)
         return [[start, *self.tokenizer.convert_tokens_to_ids(r.hypotheses[0])] for r in results]
 

@@ -149,14 +149,14 @@ class CTranslate2(Translator):
         index = int(device.split(":")[1]) if ":" in device else 0
         self.model = ctranslate2.Translator(str(folder), device=kind, device_index=index,
                                             compute_type=settings.precision, intra_threads=torch.get_num_threads())
+        self.suppressed = [[token] for token in self.tokenizer.convert_ids_to_tokens(self.language_ids)]
 
     def sequences(self, ids: list[list[int]], targets: list[str]) -> list[list[int]]:
         tokens = [self.tokenizer.convert_ids_to_tokens(row) for row in ids]
         results = self.model.translate_batch(tokens, target_prefix=[[self.token(t)] for t in targets],
                                              beam_size=self.settings.beam_size,
                                              max_decoding_length=self.settings.max_new_tokens + 1,
-                                             suppress_sequences=[[token] for token in
-                                                                 self.tokenizer.convert_ids_to_tokens(self.language_ids)])
+                                             suppress_sequences=self.suppressed)
         start = self.tokenizer.convert_tokens_to_ids(self.tokenizer.eos_token)
         return [[start, *self.tokenizer.convert_tokens_to_ids(r.hypotheses[0])] for r in results]
 

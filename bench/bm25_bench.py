@@ -1,4 +1,4 @@
-"""BM25 (polyir.lexical, bm25s) against dense exact search at 100k and 1M passages: time and peak memory.
+"""BM25 (polyir.evaluation.lexical, bm25s) against dense exact search at 100k and 1M passages: time and peak memory.
 
 Passages are three FLORES-200 / XQuAD-R sentences of one language drawn with a seed (real words in 17 languages,
 so a real vocabulary); each of the 1,000 queries is a sentence of one passage, that passage relevant. BM25 is
@@ -55,8 +55,8 @@ def _peak_gib(start_kib: int) -> float:
 def measure(variant: str, n_docs: int, n_queries: int) -> dict:
     import torch
 
-    from polyir.evaluate import evaluate_embeddings
-    from polyir.lexical import BM25
+    from polyir.evaluation import evaluate_embeddings
+    from polyir.evaluation.lexical import BM25
 
     retrieval = task(n_docs, n_queries)
     start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

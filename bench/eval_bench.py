@@ -29,7 +29,7 @@ def skewed_corpus(n: int, long_share: float, seed: int = 0) -> list[str]:
 
 
 def bench_encode(model_path: str, n: int = 2048, batch_size: int = 64, repeats: int = 3) -> dict:
-    from polyir.model import BiEncoder
+    from polyir.models.biencoder import BiEncoder
 
     model = BiEncoder.from_pretrained(model_path, max_passage_length=256)
     texts = skewed_corpus(n, long_share=0.1)
@@ -65,7 +65,7 @@ def synthetic_task(n_queries: int, n_docs: int, langs: list[str], dim: int, seed
 
 def search_once(chunks: tuple[int, int], n_queries: int, n_docs: int, dim: int, backend: str = "exact") -> dict:
     """One evaluation in this process: seconds and peak resident memory above the embeddings."""
-    from polyir.evaluate import evaluate_embeddings
+    from polyir.evaluation import evaluate_embeddings
 
     task, query_emb, doc_emb = synthetic_task(n_queries, n_docs, ["ar", "de", "en", "sw", "yo"], dim)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -56,11 +56,11 @@ from common import (
     tokenizer,
 )
 
-from polyir.batch import Batch
 from polyir.config import StepConfig
-from polyir.model import BiEncoder
-from polyir.passes import ForwardPasses
-from polyir.steps import make_step
+from polyir.models.biencoder import BiEncoder
+from polyir.training.batch import Batch
+from polyir.training.passes import ForwardPasses
+from polyir.training.steps import make_step
 
 # (part, name, model, strategy, batch, chunk or micro-batch, memory_gib, precision): "bf16" is autocast over
 # float32 weights, "bf16-weights" a bf16 copy over float32 master weights (polyir's `precision: bf16-weights`)

@@ -27,7 +27,7 @@ from common import LOSS, PASSAGE, SHAPES, bi_encoder, fixed_ids, free_memory, ra
 from torch.profiler import ProfilerActivity, profile
 
 from polyir.config import StepConfig
-from polyir.steps import make_step
+from polyir.training.steps import make_step
 
 # Kernel (CUDA) or operator (CPU) names -> family, first match wins.
 FAMILIES = [

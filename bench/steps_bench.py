@@ -46,12 +46,12 @@ def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int
     import torch
     from common import LOSS
 
-    from polyir.batch import Batch
     from polyir.config import StepConfig
     from polyir.data.lareqa import read_lareqa, training_examples
-    from polyir.model import BiEncoder
-    from polyir.sampling import BatchSampler
-    from polyir.steps import GradCache, make_step
+    from polyir.models.biencoder import BiEncoder
+    from polyir.training.batch import Batch
+    from polyir.training.sampling import BatchSampler
+    from polyir.training.steps import GradCache, make_step
 
     torch.manual_seed(0)
     model = BiEncoder.from_pretrained(model_path, max_query_length=32, max_passage_length=PASSAGE)

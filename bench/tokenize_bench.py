@@ -23,11 +23,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    from polyir.batch import Batch
     from polyir.data.lareqa import read_lareqa, training_examples
-    from polyir.model import BiEncoder
-    from polyir.sampling import BatchSampler
+    from polyir.models.biencoder import BiEncoder
     from polyir.testing import build_tiny_m2m100
+    from polyir.training.batch import Batch
+    from polyir.training.sampling import BatchSampler
 
     by_lang = read_lareqa(full_data() / "xquad-r")
     examples = training_examples(by_lang, list(range(48)))
@@ -55,9 +55,9 @@ def main() -> None:
 
 def padding(name: str, model, examples, repeats: int) -> list[str]:
     """Table rows: host milliseconds to pad the texts of a batch, Hugging Face's way and polyir's."""
-    from polyir.batch import Batch
-    from polyir.padding import pad_token_ids
-    from polyir.sampling import BatchSampler
+    from polyir.models.padding import pad_token_ids
+    from polyir.training.batch import Batch
+    from polyir.training.sampling import BatchSampler
 
     lines, sampler = [], BatchSampler(examples, 512, "hybrid", seed=1)
     for pairs in (512, 4096):  # 4,096 pairs: eight batches of 512 (XQuAD-R has 1,190 training examples)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from polyir.analysis import convergence, dev_curve, paired_test, per_query_units, target_value
+from polyir.comparison.analysis import convergence, dev_curve, paired_test, per_query_units, target_value
+from polyir.comparison.grid import expand, train_config
 from polyir.config import CompareConfig
-from polyir.experiment import expand, train_config
 from polyir.results import CellResult, CurvePoint, LogEntry
 
 

@@ -274,8 +274,8 @@ def test_configs_found_wrong_before_training(change, what, tiny_m2m100, small_xq
 
 
 def test_cells_that_differ_only_in_weighting_are_two_cells(tmp_path):
+    from polyir.comparison.grid import expand
     from polyir.config import CompareConfig
-    from polyir.experiment import expand
 
     config = CompareConfig(output_dir=tmp_path, model={"name_or_path": "m"}, budget={"steps": 1},
                            data={"train": "t.jsonl", "dev": ["d"], "test": ["e"]},

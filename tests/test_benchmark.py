@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from polyir.data.records import Document, Query, RetrievalTask
-from polyir.evaluate import evaluate_embeddings
-from polyir.evaluate.search import product
-from polyir.lexical import BM25, Fusion, tokens
+from polyir.evaluation import evaluate_embeddings
+from polyir.evaluation.lexical import BM25, Fusion, tokens
+from polyir.evaluation.search import product
 
 from .helpers import polyir
 
@@ -46,8 +46,8 @@ def test_tokens_suit_every_script():
 
 def test_fusion_is_the_weighted_sum_of_range_normalised_parts(minilm, data_dir):
     from polyir.data.bitext import bitext_task
-    from polyir.evaluate.harness import encode_task
-    from polyir.model import BiEncoder
+    from polyir.evaluation.harness import encode_task
+    from polyir.models.biencoder import BiEncoder
 
     task = bitext_task(data_dir / "flores-sib200", "eng_Latn", ["swh_Latn", "hau_Latn"])
     encoder = BiEncoder.from_pretrained(minilm)

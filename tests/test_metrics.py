@@ -6,8 +6,8 @@ import ir_measures
 import pytest
 import torch
 
-from polyir.evaluate.metrics import average_precision, library_measures, rank_distance, relevant_ranks
-from polyir.evaluate.search import NO_DOC, count_above, top_k
+from polyir.evaluation.metrics import average_precision, library_measures, rank_distance, relevant_ranks
+from polyir.evaluation.search import NO_DOC, count_above, top_k
 
 
 def ranks_of(scores, positions, above, valid=None):
@@ -97,7 +97,7 @@ def test_library_measures_names_and_values():
 
 def test_faiss_backend_gives_the_exact_results():
     from polyir.data.records import Document, Query, RetrievalTask
-    from polyir.evaluate.harness import evaluate_embeddings
+    from polyir.evaluation.harness import evaluate_embeddings
 
     generator = torch.Generator().manual_seed(2)
     corpus = [Document(f"{lang}-{i}", "", lang) for lang in ("en", "sw") for i in range(300)]

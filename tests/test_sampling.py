@@ -7,7 +7,7 @@ import pytest
 from polyir.data.lareqa import read_lareqa, split_articles, training_examples
 from polyir.data.records import ParallelExample
 from polyir.errors import InputError
-from polyir.sampling import BatchSampler
+from polyir.training.sampling import BatchSampler
 
 TRAIN_LANGS = ["de", "en", "es", "ru"]  # el and vi held out, as in the embedded comparison
 

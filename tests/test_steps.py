@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from polyir.batch import Batch
 from polyir.config import StepConfig
-from polyir.loss import InfoNCE
-from polyir.model import BiEncoder
-from polyir.passes import CPU_CHUNK_SIZE, ForwardPasses, forward_passes
-from polyir.sampling import BatchSampler
-from polyir.steps import Accumulation, FullBatch, GradCache, make_step
+from polyir.models.biencoder import BiEncoder
+from polyir.training.batch import Batch
+from polyir.training.loss import InfoNCE
+from polyir.training.passes import CPU_CHUNK_SIZE, ForwardPasses, forward_passes
+from polyir.training.sampling import BatchSampler
+from polyir.training.steps import Accumulation, FullBatch, GradCache, make_step
 
 TEMPERATURE = 0.05
 loss = InfoNCE(TEMPERATURE, symmetric=True)
@@ -196,7 +196,7 @@ def test_compiled_gradcache_replays_dropout_exactly(tiny_m2m100, parallel_exampl
 
 def test_loader_tokenises_ahead_and_checkpoints_the_handed_out_position(tiny_m2m100, parallel_examples):
     from polyir.distributed import SINGLE
-    from polyir.loader import BatchLoader
+    from polyir.training.loader import BatchLoader
 
     model = BiEncoder.from_pretrained(tiny_m2m100)
     sampler, reference = BatchSampler(parallel_examples, 6, "hybrid", seed=3), BatchSampler(

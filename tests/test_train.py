@@ -157,7 +157,7 @@ def test_existing_run_needs_resume(tiny_m2m100, small_xquad, tmp_path):
 def test_compiled_run_trains_like_an_eager_one(tiny_m2m100_no_dropout, small_xquad, tmp_path):
     """`compile: true` (torch.compile of the encoder, inductor on CPU): the same losses and dev scores as the eager
     run up to float rounding, and a saved model that loads as a plain one."""
-    from polyir.model import BiEncoder
+    from polyir.models.biencoder import BiEncoder
 
     runs = {}
     for name, compiled in (("eager", False), ("compiled", True)):

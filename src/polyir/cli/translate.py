@@ -7,11 +7,22 @@ from typing import Annotated
 
 import typer
 
-from polyir.errors import InputError
+from polyir.cli.console import (
+    Device,
+    LangMap,
+    Overwrite,
+    Quiet,
+    console,
+    parse_lang_map,
+    quiet_libraries,
+    resolve_device,
+)
 from polyir.guard import check_output
 
+BEIR_EXAMPLE = "Example: polyir translate beir beir-scifact data/scifact-lr --to sw,yo,ha,am"
+TRAIN_EXAMPLE = "Example: polyir translate train train-v1.1.json data/squad-mt --to ar,de,es,hi,ru,th,tr,zh"
 app = typer.Typer(help="Machine-translate BEIR folders and training pairs with M2M-100 / NLLB-200.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, epilog=BEIR_EXAMPLE)
 
 To = Annotated[str, typer.Option("--to", help="Comma-separated target languages, e.g. sw,yo,ha,am.")]
 From = Annotated[str, typer.Option("--from", help="Language of the source texts.")]
@@ -26,7 +37,6 @@ Batch = Annotated[int, typer.Option(min=1, help="Pieces per generation batch.")]
 Sort = Annotated[bool, typer.Option("--sort/--no-sort", help="Batch pieces of similar length together.")]
 Cache = Annotated[Path | None, typer.Option(help="Translation cache folder (default: in the polyir cache, one per "
                                                  "model and revision).")]
-Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")]
 Drop = Annotated[str, typer.Option(help="Comma-separated quality flags that drop a translation: empty, copy, loop, "
                                         "length-ratio, wrong-script, wrong-language, round-trip.")]
 Tolerance = Annotated[float, typer.Option(min=1.0, help="A length ratio beyond this factor of the language's "
@@ -34,22 +44,14 @@ Tolerance = Annotated[float, typer.Option(min=1.0, help="A length ratio beyond t
 RoundTrip = Annotated[bool, typer.Option("--round-trip", help="Translate back and record chrF (sacrebleu).")]
 MinChrf = Annotated[float | None, typer.Option(help="Flag round-trip chrF below this.")]
 LanguageId = Annotated[str, typer.Option(help="accurate or fast (lingua's low-accuracy mode), or off.")]
-LangMap = Annotated[list[str] | None, typer.Option(help="Dataset code to model code, e.g. swh_Latn=sw.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
 
 
 def _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens, batch_size, sort,
               cache, device, drop, length_tolerance, round_trip, min_chrf, language_id, lang_map):
-    import torch
-
-    from polyir.cli import parse_lang_map
     from polyir.translate.backends import Generation, auto_precision
     from polyir.translate.job import JobSettings
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {device}, but PyTorch sees no CUDA device here; expected cpu or auto")
+    device = resolve_device(device)
     generation = Generation(beam_size, max_input_tokens, max_new_tokens, backend,
                             auto_precision(precision, backend, device))
     return JobSettings(model, source, [c.strip() for c in to.split(",") if c.strip()], generation, cache, device,
@@ -58,8 +60,6 @@ def _settings(to, source, model, backend, precision, beam_size, max_input_tokens
 
 
 def _report(out: Path, outcome) -> None:
-    from polyir.cli import console
-
     langs = outcome.manifest["languages"]
     flagged = ", ".join(f"{lang} {numbers['flagged']}/{numbers['texts']}" for lang, numbers in langs.items())
     console.print(f"{out}: {outcome.manifest['texts']} texts into {len(langs)} languages, {outcome.stats.pieces} "
@@ -67,7 +67,7 @@ def _report(out: Path, outcome) -> None:
                   f"{flagged}")
 
 
-@app.command("beir")
+@app.command("beir", epilog=BEIR_EXAMPLE)
 def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language, or a named task (beir-scifact).")],
          out: Annotated[Path, typer.Argument(help="Output BEIR folder (with translation.json).")],
          to: To, source: From = "en", model: Model = "facebook/m2m100_418M",
@@ -78,11 +78,10 @@ def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language, 
          round_trip: RoundTrip = False, min_chrf: MinChrf = None, language_id: LanguageId = "accurate",
          lang_map: LangMap = None, overwrite: Overwrite = False, quiet: Quiet = False) -> None:
     """A BEIR folder → the same in every --to language (ids suffixed -LANG, qrels for every language pair)."""
-    from polyir.cli import _quiet_libraries
     from polyir.distributed import init_world
     from polyir.translate.collection import beir_source, translate_beir
 
-    _quiet_libraries(quiet)
+    quiet_libraries(quiet)
     src = beir_source(src)
     world = init_world()
     if world.main:
@@ -95,7 +94,7 @@ def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language, 
         _report(out, outcome)
 
 
-@app.command("train")
+@app.command("train", epilog=TRAIN_EXAMPLE)
 def train(src: Annotated[Path, typer.Argument(help="train.jsonl, BEIR folder with training qrels, or SQuAD .json.")],
           out: Annotated[Path, typer.Argument(help="Output folder: train.jsonl and translation.json.")],
           to: To, source: From = "en", model: Model = "facebook/m2m100_418M",
@@ -106,11 +105,10 @@ def train(src: Annotated[Path, typer.Argument(help="train.jsonl, BEIR folder wit
           round_trip: RoundTrip = False, min_chrf: MinChrf = None, language_id: LanguageId = "accurate",
           lang_map: LangMap = None, overwrite: Overwrite = False, quiet: Quiet = False) -> None:
     """Training pairs in one language → parallel train.jsonl (query, positive, negatives in every language)."""
-    from polyir.cli import _quiet_libraries
     from polyir.distributed import init_world
     from polyir.translate.pairs import translate_train
 
-    _quiet_libraries(quiet)
+    quiet_libraries(quiet)
     world = init_world()
     if world.main:
         check_output(out, [src, *([cache] if cache else [])])

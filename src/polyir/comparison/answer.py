@@ -12,7 +12,7 @@ from statistics import fmean
 
 from scipy import stats
 
-from polyir.analysis import per_language_settings
+from polyir.comparison.analysis import per_language_settings
 from polyir.languages import base_language
 from polyir.results import Summary, better
 

@@ -18,13 +18,13 @@ from polyir import guard, provenance
 from polyir.config import CompareConfig, CompareDataConfig, RunSettings, SamplingConfig, StepConfig, TrainConfig
 from polyir.data import read_beir, read_train, write_beir, write_train
 from polyir.errors import InputError
-from polyir.evaluate import evaluate_task
+from polyir.evaluation import evaluate_task
 from polyir.files import atomic_dir, atomic_file
-from polyir.model import BiEncoder
-from polyir.packaged import resolve_model_path
+from polyir.models.biencoder import BiEncoder
+from polyir.models.packaged import resolve_model_path
 from polyir.results import CellResult, LogEntry, Untrained
-from polyir.sampling import BatchSampler
-from polyir.train import Trainer, run_fingerprint
+from polyir.training.sampling import BatchSampler
+from polyir.training.trainer import Trainer, run_fingerprint
 from polyir.translate.protocol import with_translations
 
 RESULT = "result.json"
@@ -121,7 +121,7 @@ def _with_named_tests(config: CompareConfig, data: CompareDataConfig, data_dir: 
                       ) -> CompareDataConfig:
     """`data` with the named tasks of test.suite and test.tasks among its test tasks (those whose files are here
     or downloadable; the others are skipped with a warning that says what is missing)."""
-    from polyir.benchmark import gather, load_suite
+    from polyir.evaluation.benchmark import gather, load_suite
 
     specs = [*(load_suite(config.test.suite).tasks if config.test.suite else []), *config.test.tasks]
     if not specs:
@@ -213,7 +213,7 @@ def run_lexical(config: CompareConfig, data: CompareDataConfig, redo: bool = Fal
     """BM25 on the test tasks, once for the whole grid (bm25/result.json): the lexical row of the report."""
     if not config.test.lexical:
         return None
-    from polyir.lexical import BM25
+    from polyir.evaluation.lexical import BM25
 
     lexical = BM25()
     expected = provenance.fingerprint({"bm25": lexical.revision, "test": {"depth": config.test.depth},

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from polyir.analysis import per_language_settings
-from polyir.answer import answer, unseen_languages
+from polyir.comparison.analysis import per_language_settings
+from polyir.comparison.answer import answer, unseen_languages
 from polyir.config import CompareConfig
 from polyir.files import atomic_file
 from polyir.results import Summary

@@ -66,9 +66,9 @@ class Contender:
 
 def contenders(models: list[str], fusion: float | None, device: str) -> list[Contender]:
     """`bm25` or a dense model each; with `fusion`, also each dense model fused with BM25 at that weight."""
-    from polyir.lexical import BM25, Fusion
-    from polyir.model import BiEncoder
-    from polyir.packaged import resolve_model_path
+    from polyir.evaluation.lexical import BM25, Fusion
+    from polyir.models.biencoder import BiEncoder
+    from polyir.models.packaged import resolve_model_path
 
     out, lexical = [], BM25()
     for spec in models:
@@ -94,9 +94,9 @@ def run(entrants: list[Contender], tasks: list[NamedTask], out: Path, results: P
         show_progress: bool, command: str, overwrite: bool = False) -> dict[str, dict[str, dict]]:
     """Evaluate every contender on every task; returns {model: {task: metrics.json entry}}."""
     from polyir.data import read_beir
-    from polyir.evaluate import evaluate_embeddings
-    from polyir.evaluate.harness import encode_task
-    from polyir.lexical import BM25, Fusion
+    from polyir.evaluation import evaluate_embeddings
+    from polyir.evaluation.harness import encode_task
+    from polyir.evaluation.lexical import BM25, Fusion
 
     def represent(model, task, memo: dict) -> tuple:
         """Each model's representation of a task once: a fusion reuses its parts'."""

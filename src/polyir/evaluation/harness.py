@@ -16,7 +16,7 @@ from polyir.config import ENCODE_BATCH_SIZE
 from polyir.data.records import RetrievalTask
 from polyir.distributed import SINGLE, World
 from polyir.errors import InputError
-from polyir.evaluate.metrics import (
+from polyir.evaluation.metrics import (
     LIBRARY_DEPTH,
     METRICS,
     average_precision,
@@ -24,9 +24,9 @@ from polyir.evaluate.metrics import (
     rank_distance,
     relevant_ranks,
 )
-from polyir.evaluate.search import NO_DOC, Scored, count_above, top_k, top_k_faiss
+from polyir.evaluation.search import NO_DOC, Scored, count_above, top_k, top_k_faiss
 from polyir.files import atomic_file
-from polyir.model import BiEncoder
+from polyir.models.biencoder import BiEncoder
 from polyir.results import SETTINGS, TaskEvaluation
 
 
@@ -139,7 +139,7 @@ def evaluate_task(model, task: RetrievalTask, depth: int = 1000, batch_size: int
                   settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
                   show_progress: bool = True, world: World = SINGLE, backend: str = "exact") -> TaskEvaluation:
     """Encode the task with `model` (sharded across the ranks of `world`), then evaluate_embeddings(). A model
-    that is not a BiEncoder (BM25, a fusion: polyir.lexical) gives its own `represent(task)`."""
+    that is not a BiEncoder (BM25, a fusion: polyir.evaluation.lexical) gives its own `represent(task)`."""
     if isinstance(model, BiEncoder):
         embeddings = encode_task(model, task, batch_size, show_progress, world)
     else:

@@ -21,7 +21,7 @@ import torch
 
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.data.records import RetrievalTask
-from polyir.evaluate.search import Mixture, spread
+from polyir.evaluation.search import Mixture, spread
 from polyir.languages import base_language
 
 TOKENIZER = 1  # bump when tokens() changes
@@ -117,7 +117,7 @@ class Fusion:
 
     def represent(self, task: RetrievalTask, show_progress: bool = False,
                   batch_size: int = ENCODE_BATCH_SIZE) -> tuple:
-        from polyir.evaluate.harness import encode_task
+        from polyir.evaluation.harness import encode_task
 
         return self.combine(encode_task(self.dense, task, batch_size, show_progress), self.lexical.represent(task))
 

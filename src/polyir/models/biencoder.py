@@ -21,10 +21,10 @@ from polyir.config import ENCODE_BATCH_SIZE, EncoderSettings, describe
 from polyir.errors import InputError
 from polyir.files import atomic_dir, read_text
 from polyir.languages import LanguageResolver
-from polyir.packaged import resolve_model_path
-from polyir.padding import pad_token_ids
-from polyir.precision import ComputeCopy
-from polyir.sbert import sentence_transformers_settings, write_sentence_transformers_files
+from polyir.models.packaged import resolve_model_path
+from polyir.models.padding import pad_token_ids
+from polyir.models.precision import ComputeCopy
+from polyir.models.sbert import sentence_transformers_settings, write_sentence_transformers_files
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "polyir_config.json"

@@ -129,9 +129,9 @@ def convert(source: Path, folder: Path) -> None:
     from transformers import BertConfig, BertModel
 
     from polyir.config import EncoderSettings
-    from polyir.packed_e5 import read_packed
-    from polyir.sbert import write_sentence_transformers_files
-    from polyir.unigram import unigram_tokenizer
+    from polyir.models.packed_e5 import read_packed
+    from polyir.models.sbert import write_sentence_transformers_files
+    from polyir.models.unigram import unigram_tokenizer
 
     packed = read_packed(source)
     d = packed.dims

@@ -8,8 +8,8 @@ from __future__ import annotations
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from polyir.charsmap import precompiled_charsmap
-from polyir.packed_e5 import PackedE5
+from polyir.models.charsmap import precompiled_charsmap
+from polyir.models.packed_e5 import PackedE5
 
 METASPACE = "\u2581"
 

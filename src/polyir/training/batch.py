@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from polyir.model import BiEncoder
-from polyir.sampling import Pair
+from polyir.models.biencoder import BiEncoder
+from polyir.training.sampling import Pair
 
 KINDS = ("query", "passage", "negative")
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import copy
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from polyir.batch import Batch
 from polyir.distributed import World
-from polyir.model import BiEncoder
-from polyir.sampling import BatchSampler, Pair
+from polyir.models.biencoder import BiEncoder
+from polyir.training.batch import Batch
+from polyir.training.sampling import BatchSampler, Pair
 
 
 class BatchLoader:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from polyir.model import BiEncoder
-from polyir.padding import padded_width
+from polyir.models.biencoder import BiEncoder
+from polyir.models.padding import padded_width
 
 
 def activation_bytes_per_position(model: BiEncoder, texts: list[list[int]], probe: int = 16) -> float:

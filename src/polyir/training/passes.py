@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from polyir.batch import Batch
-from polyir.model import BiEncoder
-from polyir.padding import padded_width
+from polyir.models.biencoder import BiEncoder
+from polyir.models.padding import padded_width
+from polyir.training.batch import Batch
 
 CPU_CHUNK_SIZE = 64  # texts per forward pass of the full batch, on CPU
 CUDA_CHUNK_SIZE = 256  # on a GPU, where small passes leave it waiting for Python to launch kernels

@@ -18,14 +18,14 @@ from contextlib import nullcontext
 
 import torch
 
-from polyir.batch import KINDS, Batch
 from polyir.config import StepConfig
 from polyir.distributed import SINGLE, World
-from polyir.loss import InfoNCE
-from polyir.memory import tokens_for_memory
-from polyir.model import BiEncoder
-from polyir.passes import CPU_CHUNK_SIZE, ForwardPasses, default_chunk_size
-from polyir.randomness import RandomState
+from polyir.models.biencoder import BiEncoder
+from polyir.training.batch import KINDS, Batch
+from polyir.training.loss import InfoNCE
+from polyir.training.memory import tokens_for_memory
+from polyir.training.passes import CPU_CHUNK_SIZE, ForwardPasses, default_chunk_size
+from polyir.training.randomness import RandomState
 
 log = logging.getLogger(__name__)
 

@@ -15,22 +15,23 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from polyir import checkpoints, guard, provenance
+from polyir import guard, provenance
 from polyir.config import TrainConfig
 from polyir.data import read_beir, read_train
 from polyir.distributed import init_world
 from polyir.errors import InputError
-from polyir.evaluate import evaluate_task
+from polyir.evaluation import evaluate_task
 from polyir.files import atomic_file, text_lines
-from polyir.loader import BatchLoader
-from polyir.loss import InfoNCE
-from polyir.memory import peak_memory_gib, reset_peak_memory
-from polyir.model import BiEncoder
-from polyir.packaged import resolve_model_path
-from polyir.randomness import generator_states, restore_generator_states
+from polyir.models.biencoder import BiEncoder
+from polyir.models.packaged import resolve_model_path
 from polyir.results import better
-from polyir.sampling import BatchSampler
-from polyir.steps import make_step
+from polyir.training import checkpoints
+from polyir.training.loader import BatchLoader
+from polyir.training.loss import InfoNCE
+from polyir.training.memory import peak_memory_gib, reset_peak_memory
+from polyir.training.randomness import generator_states, restore_generator_states
+from polyir.training.sampling import BatchSampler
+from polyir.training.steps import make_step
 
 log = logging.getLogger(__name__)
 # what a resumed run may change: how long it trains and how often it is evaluated (checkpoint settings, which
@@ -344,5 +345,7 @@ class Trainer:
                     self.writer.add_scalar(f"dev/{task}/{setting}/{metric}", value, entry["step"])
 
 
-def train(config: TrainConfig, resume: bool = False, show_progress: bool = True) -> Path:
-    return Trainer(config, resume, show_progress).run()
+def train(config: TrainConfig | str | Path, resume: bool = False, show_progress: bool = True) -> Path:
+    """Fine-tune a bi-encoder from a TrainConfig or its YAML file; returns the folder of the kept model."""
+    settings = config if isinstance(config, TrainConfig) else TrainConfig.load(config)
+    return Trainer(settings, resume, show_progress).run()

@@ -15,9 +15,9 @@ import torch
 from polyir.errors import InputError
 from polyir.files import atomic_dir
 from polyir.languages import LanguageResolver
-from polyir.model import model_languages
-from polyir.packaged import resolve_model_path
-from polyir.padding import pad_token_ids
+from polyir.models.biencoder import model_languages
+from polyir.models.packaged import resolve_model_path
+from polyir.models.padding import pad_token_ids
 from polyir.provenance import checksum
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,2 @@
+"""The `polyir` command line (app.py puts it together): one module per command group over the library, shared
+console helpers in console.py; no logic of its own."""

@@ -1,0 +1,69 @@
+"""What every command shares: the terminal (stderr), the library's log records shown there, common options, and
+the arguments every command parses alike (devices, language maps)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from polyir.errors import InputError
+
+console = Console(stderr=True)
+
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")]
+LangMap = Annotated[list[str] | None, typer.Option(help="Dataset code to model code, e.g. swh_Latn=sw.")]
+DataDir = Annotated[Path | None, typer.Option(
+    help="Folder holding the publishers' files as D/<task folder>/<path> (default: download into the cache).")]
+
+
+class _Messages(logging.Formatter):
+    """polyir's log records as the CLI shows them: the message, with `warning:` / `error:` before it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return text if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {text}"
+
+
+def show_logs() -> None:
+    """The library logs through `logging` (polyir.*); the command line shows its INFO and above on stderr."""
+    logger = logging.getLogger("polyir")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_Messages("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+def quiet_libraries(quiet: bool) -> None:
+    if quiet:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
+def parse_lang_map(pairs: list[str]) -> dict[str, str | None]:
+    """`swh_Latn=sw` pairs; an empty right side means no language token."""
+    mapping = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source:
+            raise InputError(f"--lang-map expects CODE=MODEL_CODE (or CODE= for no language token), got '{pair}'")
+        mapping[source] = target or None
+    return mapping
+
+
+def resolve_device(device: str) -> str:
+    """`auto` is CUDA when PyTorch sees it, else the CPU; a CUDA device PyTorch cannot see is the user's error."""
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device}, but PyTorch sees no CUDA device here; expected cpu or auto")
+    return device

@@ -266,7 +266,7 @@ class RunSettings(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     """Dev evaluation during training."""
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    """Checkpoints."""
+    """Checkpoints: how often, and how many are kept."""
     precision: Literal["auto", "fp32", "bf16", "bf16-weights"] = "auto"
     """auto: bf16 on CUDA, fp32 elsewhere; bf16: autocast over float32 weights; bf16-weights: forward and backward
     on a bf16 copy of the weights, float32 master weights and gradient sums (models/precision.py)."""

@@ -115,11 +115,11 @@ def yaml_text(name: str) -> str:
     Required keys are left empty; optional sections (absent by default) are shown commented out."""
     model = CONFIGS[name]
     title = f"polyir {name} configuration, every key at its default (generated from polyir.config). {model.__doc__}"
-    lines = [indent + ("# " if comment else "") + text for comment, indent, text in _section_lines(model, "")]
+    lines = [indent + ("" if kind == "key" else "# ") + text for kind, indent, text in _section_lines(model, "")]
     return "\n".join([*_wrap(title, ""), *lines]) + "\n"
 
 
-Line = tuple[bool, str, str]  # (a comment, indentation, text)
+Line = tuple[str, str, str]  # (kind: note, key or off (a key commented out), indentation, text)
 
 
 def _wrap(text: str, indent: str) -> list[str]:
@@ -132,23 +132,23 @@ def _section_lines(model: type[BaseModel], indent: str) -> list[Line]:
     for key in keys(model):
         if "." in key.path:
             continue
-        lines += [(True, indent, text[len(indent) + 2:]) for text in _wrap(key.description, indent)]
+        lines += [("note", indent, text[len(indent) + 2:]) for text in _wrap(key.description, indent)]
         required = key.default is PydanticUndefined
         note = ", required" if required else ""
         if key.section is None:
             value = "" if required else " " + _value(key.default)
-            lines.append((False, indent, f"{key.path}:{value}  # {key.type}{note}"))
+            lines.append(("key", indent, f"{key.path}:{value}  # {key.type}{note}"))
             continue
         inner = _section_lines(key.section, indent + "  ")
         if key.repeated:  # one item of the list, at its defaults
-            lines.append((False, indent, f"{key.path}:  # a list of sections{note}"))
-            first = next(i for i, (comment, _, _) in enumerate(inner) if not comment)
-            inner[first] = (False, indent + "- ", inner[first][2])
+            lines.append(("key", indent, f"{key.path}:  # a list of sections{note}"))
+            first = next(i for i, (kind, _, _) in enumerate(inner) if kind != "note")
+            inner[first] = (inner[first][0], indent, "- " + inner[first][2])
         elif not required and key.default is None:  # an optional section: shown, commented out
-            lines.append((True, indent, f"{key.path}:  # an optional section, absent by default"))
-            inner = [(True, level, ("# " if comment else "") + text) for comment, level, text in inner]
+            lines.append(("off", indent, f"{key.path}:  # an optional section, absent by default"))
+            inner = [("off" if kind == "key" else kind, level, text) for kind, level, text in inner]
         else:
-            lines.append((False, indent, f"{key.path}:" + ("  # required" if required else "")))
+            lines.append(("key", indent, f"{key.path}:" + ("  # required" if required else "")))
         lines += inner
     return lines
 
@@ -161,14 +161,15 @@ def markdown() -> str:
            "`polyir config compare` print the same as YAML with comments. Unknown keys and wrong values exit 2 "
            "naming the key.", ""]
     for name, model in CONFIGS.items():
-        out += [f"## `polyir {name} --config FILE`", "", " ".join((model.__doc__ or "").split()), "",
+        out += [f"## polyir {name}", "", " ".join((model.__doc__ or "").split()), "",
                 "| key | type | default | description |", "|---|---|---|---|"]
         for key in keys(model):
             default = ("required" if key.default is PydanticUndefined else "" if key.section is not None
                        else f"`{_value(key.default)}`")
             about = " ".join(key.description.split())
-            if key.section is not None:
-                about = f"**{about}** {' '.join((key.section.__doc__ or '').split())}".strip()
+            detail = " ".join((key.section.__doc__ or "").split()) if key.section is not None else ""
+            if detail and detail != about:
+                about = f"**{about}** {detail}"
             out.append(f"| `{key.path}` | {key.type.replace('|', '&#124;')} | {default} | {about} |")
         out.append("")
     return "\n".join(out)

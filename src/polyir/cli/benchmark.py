@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from polyir.cli.console import DataDir, Device, Overwrite, Quiet, console, quiet_libraries, resolve_device
+from polyir.cli.console import console, quiet_libraries, resolve_device
+from polyir.cli.options import DataDir, Device, Overwrite, Quiet
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.errors import InputError
 from polyir.guard import check_output

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from polyir.cli.console import Quiet, console, quiet_libraries
+from polyir.cli.console import console, quiet_libraries
+from polyir.cli.options import Quiet
 
 EXAMPLE = "Example: polyir compare --config configs/quickstart.yaml --data-dir ../shared/data"
 

@@ -1,26 +1,16 @@
-"""What every command shares: the terminal (stderr), the library's log records shown there, common options, and
-the arguments every command parses alike (devices, language maps)."""
+"""What every command shares: the terminal (stderr), the library's log records shown there, and the values every
+command parses alike (devices, language maps)."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
-from typing import Annotated
 
-import typer
 from rich.console import Console
 
 from polyir.errors import InputError
 
 console = Console(stderr=True)
-
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]
-Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ... or auto.")]
-LangMap = Annotated[list[str] | None, typer.Option(help="Dataset code to model code, e.g. swh_Latn=sw.")]
-DataDir = Annotated[Path | None, typer.Option(
-    help="Folder holding the publishers' files as D/<task folder>/<path> (default: download into the cache).")]
 
 
 class _Messages(logging.Formatter):

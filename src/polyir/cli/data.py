@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from polyir.cli.console import DataDir, console
+from polyir.cli.console import console
+from polyir.cli.options import DataDir
 
 app = typer.Typer(help="Named retrieval tasks: list the registry, download or convert a task.", no_args_is_help=True,
                   epilog="Example: polyir data get flores-200:swh_Latn,yor_Latn --data-dir ../shared/data")

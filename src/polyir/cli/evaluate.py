@@ -10,16 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from polyir.cli.console import (
-    Device,
-    LangMap,
-    Overwrite,
-    Quiet,
-    console,
-    parse_lang_map,
-    quiet_libraries,
-    resolve_device,
-)
+from polyir.cli.console import console, parse_lang_map, quiet_libraries, resolve_device
+from polyir.cli.options import Device, LangMap, Overwrite, Quiet
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.errors import InputError
 from polyir.guard import check_output

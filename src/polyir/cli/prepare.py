@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from polyir.cli.console import Overwrite, console
+from polyir.cli.console import console
+from polyir.cli.options import Overwrite
 from polyir.errors import InputError
 from polyir.guard import check_output
 

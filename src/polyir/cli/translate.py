@@ -7,16 +7,8 @@ from typing import Annotated
 
 import typer
 
-from polyir.cli.console import (
-    Device,
-    LangMap,
-    Overwrite,
-    Quiet,
-    console,
-    parse_lang_map,
-    quiet_libraries,
-    resolve_device,
-)
+from polyir.cli.console import console, parse_lang_map, quiet_libraries, resolve_device
+from polyir.cli.options import Device, LangMap, Overwrite, Quiet
 from polyir.guard import check_output
 
 BEIR_EXAMPLE = "Example: polyir translate beir beir-scifact data/scifact-lr --to sw,yo,ha,am"
@@ -59,6 +51,19 @@ def _settings(to, source, model, backend, precision, beam_size, max_input_tokens
                        round_trip, min_chrf, language_id, parse_lang_map(lang_map or []))
 
 
+def _run(translate, src: Path, out: Path, cache: Path | None, quiet: bool) -> None:
+    """What both commands do around their translation: the output checked on rank 0, the report."""
+    from polyir.distributed import init_world
+
+    quiet_libraries(quiet)
+    world = init_world()
+    if world.main:
+        check_output(out, [src, *([cache] if cache else [])])
+    outcome = translate(world)
+    if world.main:
+        _report(out, outcome)
+
+
 def _report(out: Path, outcome) -> None:
     langs = outcome.manifest["languages"]
     flagged = ", ".join(f"{lang} {numbers['flagged']}/{numbers['texts']}" for lang, numbers in langs.items())
@@ -78,20 +83,13 @@ def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language, 
          round_trip: RoundTrip = False, min_chrf: MinChrf = None, language_id: LanguageId = "accurate",
          lang_map: LangMap = None, overwrite: Overwrite = False, quiet: Quiet = False) -> None:
     """A BEIR folder → the same in every --to language (ids suffixed -LANG, qrels for every language pair)."""
-    from polyir.distributed import init_world
     from polyir.translate.collection import beir_source, translate_beir
 
-    quiet_libraries(quiet)
     src = beir_source(src)
-    world = init_world()
-    if world.main:
-        check_output(out, [src, *([cache] if cache else [])])
     settings = _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens,
                          batch_size, sort, cache, device, drop, length_tolerance, round_trip, min_chrf, language_id,
                          lang_map)
-    outcome = translate_beir(src, out, settings, what, overwrite, world, not quiet)
-    if world.main:
-        _report(out, outcome)
+    _run(lambda world: translate_beir(src, out, settings, what, overwrite, world, not quiet), src, out, cache, quiet)
 
 
 @app.command("train", epilog=TRAIN_EXAMPLE)
@@ -105,16 +103,9 @@ def train(src: Annotated[Path, typer.Argument(help="train.jsonl, BEIR folder wit
           round_trip: RoundTrip = False, min_chrf: MinChrf = None, language_id: LanguageId = "accurate",
           lang_map: LangMap = None, overwrite: Overwrite = False, quiet: Quiet = False) -> None:
     """Training pairs in one language → parallel train.jsonl (query, positive, negatives in every language)."""
-    from polyir.distributed import init_world
     from polyir.translate.pairs import translate_train
 
-    quiet_libraries(quiet)
-    world = init_world()
-    if world.main:
-        check_output(out, [src, *([cache] if cache else [])])
     settings = _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens,
                          batch_size, sort, cache, device, drop, length_tolerance, round_trip, min_chrf, language_id,
                          lang_map)
-    outcome = translate_train(src, out, settings, split, overwrite, world, not quiet)
-    if world.main:
-        _report(out, outcome)
+    _run(lambda world: translate_train(src, out, settings, split, overwrite, world, not quiet), src, out, cache, quiet)

@@ -14,7 +14,6 @@ from pathlib import Path
 import annotated_types
 import yaml
 from pydantic import BaseModel
-from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from polyir.config import CompareConfig, TrainConfig
@@ -79,12 +78,6 @@ def _bounds(metadata) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
-def _default(info: FieldInfo):
-    if info.default_factory is not None:
-        return info.default_factory()
-    return info.default
-
-
 def keys(model: type[BaseModel], prefix: str = "") -> list[Key]:
     """Every key of a configuration model, each section's keys after it; a model's own keys before those it
     inherits (output_dir before the model settings every run shares)."""
@@ -93,8 +86,8 @@ def keys(model: type[BaseModel], prefix: str = "") -> list[Key]:
     for name in [*own, *(name for name in model.model_fields if name not in own)]:
         info = model.model_fields[name]
         section, repeated = _section(info.annotation)
-        found.append(Key(prefix + name, _type_name(info.annotation) + _bounds(info.metadata), _default(info),
-                         info.description or "", section, repeated))
+        found.append(Key(prefix + name, _type_name(info.annotation) + _bounds(info.metadata),
+                         info.get_default(call_default_factory=True), info.description or "", section, repeated))
         if section is not None:
             found += keys(section, f"{prefix}{name}{'[]' if repeated else ''}.")
     return found

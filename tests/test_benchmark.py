@@ -119,3 +119,31 @@ def test_benchmark_bad_input_exits_2(tmp_path, data_dir):
     rows.write_text('{"model": "bm25", "revision": "r", "task": "t", "metrics": {}}\n{"model": "bm25", "task": "t"}\n')
     result = polyir("results", rows)
     assert result.returncode == 2 and "results.jsonl:2: missing field 'revision'" in result.stderr
+
+
+def test_results_rows_keep_their_languages_and_survive_a_torn_row(tmp_path, data_dir):
+    env = {"POLYIR_CACHE": tmp_path / "cache", "POLYIR_MIRROR": (tmp_path / "offline").as_uri()}
+    results = tmp_path / "results.jsonl"
+
+    def bench(spec: str, out: str):
+        ran = polyir("benchmark", "--model", "bm25", "--task", spec, "--data-dir", data_dir, "--quiet", "--out",
+                     tmp_path / out, "--results", results, env=env)
+        assert ran.returncode == 0, ran.stderr
+        return ran
+
+    bench("flores-200:swh_Latn", "sw")
+    bench("flores-200:yor_Latn", "yo")
+    shown = polyir("results", results)
+    assert shown.returncode == 0, shown.stderr
+    assert "| flores-200 [eng_Latn, swh_Latn] | swh_Latn->eng_Latn |" in shown.stdout
+    assert "| flores-200 [eng_Latn, yor_Latn] | yor_Latn->eng_Latn |" in shown.stdout  # not replaced by the other
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [r["languages"] for r in rows] == [["eng_Latn", "swh_Latn"], ["eng_Latn", "yor_Latn"]]
+    whole = results.read_bytes()
+    results.write_bytes(whole[:-40])  # a run killed while writing its row
+    torn = polyir("results", results)
+    assert torn.returncode == 0 and "torn" in torn.stderr and "yor_Latn" not in torn.stdout
+    ran = bench("flores-200:hau_Latn", "ha")
+    assert "torn" in ran.stderr
+    rows = [json.loads(line) for line in results.read_text().splitlines()]  # every line whole again
+    assert [r["languages"] for r in rows] == [["eng_Latn", "swh_Latn"], ["eng_Latn", "hau_Latn"]]

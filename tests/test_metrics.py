@@ -1,4 +1,5 @@
-"""Metrics against hand-worked rankings and against ir_measures; search against brute force."""
+"""Metrics against hand-worked rankings and against ir_measures; search against brute force (the @k measures:
+test_exact_metrics.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import ir_measures
 import pytest
 import torch
 
-from polyir.evaluation.metrics import average_precision, library_measures, rank_distance, relevant_ranks
+from polyir.evaluation.metrics import average_precision, rank_distance, relevant_ranks
 from polyir.evaluation.search import NO_DOC, count_above, top_k
 
 
 def ranks_of(scores, positions, above, valid=None):
     valid = torch.ones(len(scores), dtype=torch.bool) if valid is None else torch.tensor(valid)
-    ranks, ok = relevant_ranks(torch.tensor([scores]), torch.tensor([positions]), torch.tensor([above]),
-                               valid.unsqueeze(0))
+    ranks, ok, _ = relevant_ranks(torch.tensor([scores]), torch.tensor([positions]), torch.tensor([above]),
+                                  valid.unsqueeze(0))
     return ranks[0][ok[0]].tolist(), ranks, ok
 
 
@@ -82,17 +83,6 @@ def test_chunked_top_k_equals_a_full_sort_and_respects_exclusion():
     torch.testing.assert_close(found.top_scores, expected_scores)
     assert torch.equal(found.top_index, expected_index)
     assert not (found.top_index[::3] == 7).any()
-
-
-def test_library_measures_names_and_values():
-    qrels = {"q1": {"a": 1, "c": 1}, "q2": {"z": 1}}
-    run = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"a": 1.0}}
-    values = library_measures(qrels, run)
-    assert values["q1"]["recall@1"] == pytest.approx(0.5) and values["q1"]["recall@10"] == 1.0
-    assert values["q1"]["mrr@10"] == 1.0 and values["q2"]["mrr@10"] == 0.0
-    # nDCG@10 for relevant at ranks 1 and 3 of an ideal 1, 2
-    ideal = 1 + 1 / torch.log2(torch.tensor(3.0))
-    assert values["q1"]["ndcg@10"] == pytest.approx(float((1 + 1 / torch.log2(torch.tensor(4.0))) / ideal))
 
 
 def test_faiss_backend_gives_the_exact_results():

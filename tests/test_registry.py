@@ -132,6 +132,31 @@ def test_beir_nl_folder_and_sib200_tsvs(tmp_path):
     assert task.qrels["swh_Latn-7"] == {"eng_Latn-7": 1}
 
 
+def test_sib200_tsvs_are_read_as_the_pandas_csv_files_they_are(tmp_path):
+    task = convert(lookup("flores-200"), ["swh_Latn", "eng_Latn", "ace_Latn"], FIXTURES / "sib-200")
+    text = {q.id: q.text for q in task.queries} | {d.id: d.text for d in task.corpus}
+    assert text["eng_Latn-1095"] == ('In an interview, he said the new variant was "very highly troubling and '
+                                     'alarming because of the very high fatality rate."')
+    assert text["eng_Latn-143"] == ('"Based on this fossil, that means the split is much earlier than has been '
+                                    'anticipated by the molecular evidence.')
+    assert text["ace_Latn-14"].startswith("‘Oh lheuh pertandingan, King of Clay kheun, \"Lôn")  # stripped
+    assert all(t == t.strip() and '""' not in t for t in text.values())
+    assert len(task.queries) == 14 and task.qrels["swh_Latn-988"] == {"eng_Latn-988": 1}
+    # the publisher's files and the line-aligned files made from them (--data-dir) give the same text
+    shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "flores-sib200"
+    if shared.is_dir():
+        ids = (shared / "ids.txt").read_text().splitlines()
+        for code in ("eng_Latn", "swh_Latn"):
+            lines = dict(zip(ids, (shared / f"{code}.txt").read_text(encoding="utf-8").splitlines()))
+            for index in ("14", "548", "1095", "143", "666", "219", "988"):
+                assert text[f"{code}-{index}"] == lines[index], (code, index)
+    broken = tmp_path / "sib" / "eng_Latn"
+    shutil.copytree(FIXTURES / "sib-200" / "eng_Latn", broken)
+    (broken / "test.tsv").write_text('index_id\tcategory\ttext\n7\tscience\t"an open quote\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"test.tsv:2: malformed CSV quoting"):
+        convert(lookup("flores-200"), ["eng_Latn"], tmp_path / "sib")
+
+
 def test_tatoeba_through_a_file_mirror_is_verified_against_the_pinned_checksum(tmp_path, monkeypatch, cache):
     mirror = tmp_path / "mirror"
     target = mirror / "raw.githubusercontent.com" / TATOEBA.split("/", 3)[3] / "data" / "tatoeba" / "v1"

@@ -310,6 +310,9 @@ def test_bad_input_exits_2_and_writes_nothing(english_beir, m2m_translator, tmp_
         "notsquad": (["train", tmp_path / "bad.json", "--to", "sw"], "SQuAD-format"),
         "what": (["beir", english_beir, "--to", "sw", "--what", "titles"], "--what"),
         "drop": (["beir", english_beir, "--to", "sw", "--drop", "ugly"], "--drop ugly"),
+        "twice": (["beir", english_beir, "--to", "sw,yo,swh_Latn"], "--to swh_Latn is the language of --to sw"),
+        "source": (["beir", english_beir, "--to", "sw,eng_Latn"], "--to eng_Latn is the language of --from en"),
+        "inert": (["beir", english_beir, "--to", "sw", "--drop", "round-trip"], "round-trip needs --round-trip"),
     }
     (tmp_path / "bad.json").write_text(json.dumps({"version": "1.1", "articles": []}))
     (tmp_path / "plain").mkdir()
@@ -323,6 +326,10 @@ def test_bad_input_exits_2_and_writes_nothing(english_beir, m2m_translator, tmp_
     assert not cache.exists()  # refused before anything was written
     assert polyir("translate", "beir", english_beir, tmp_path / "out" / "good", "--to", "sw", "--model",
                   m2m_translator, "--cache", cache, *FAST).returncode == 0
+    again = polyir("translate", "beir", english_beir, tmp_path / "out" / "slash", "--to", "sw", "--model",
+                   f"{m2m_translator}/", "--cache", cache, *FAST)  # the same model, written another way
+    assert again.returncode == 0, again.stderr
+    assert "0 generated" in again.stderr
     other = build_tiny_m2m100(tmp_path / "other", dropout=0.0, translator=True)  # another revision
     result = polyir("translate", "beir", english_beir, tmp_path / "out" / "other", "--to", "sw", "--model", other,
                     "--cache", cache, *FAST)

@@ -1,4 +1,5 @@
-"""The one error type users see for bad input: it names the file, the line and what was expected (exit code 2)."""
+"""The errors users see: bad input names the file, the line and what was expected (exit code 2); a model that
+makes results meaningless is named with what it did (exit code 1)."""
 
 from __future__ import annotations
 
@@ -12,3 +13,8 @@ class InputError(Exception):
         self.path, self.line, self.message = path, line, message
         where = "" if path is None else f"{path}:{line}: " if line is not None else f"{path}: "
         super().__init__(f"{where}{message}")
+
+
+class ModelError(RuntimeError):
+    """The model, not the input, made a result meaningless (non-finite scores, a diverging loss): exit code 1
+    with this message, without a traceback, since the user's files are fine and polyir did what it should."""

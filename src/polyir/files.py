@@ -4,9 +4,11 @@ output."""
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -14,9 +16,11 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from polyir.errors import InputError
+
+log = logging.getLogger(__name__)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: temporary files get the permissions a plain open() would give
@@ -70,26 +74,42 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return dict(pairs)
 
 
-def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for every non-blank line; a file with no object is an error."""
+def read_jsonl(path: str | Path, torn_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for every non-blank line; a file with no object is an error. With
+    `torn_tail`, a malformed last line (a write that a kill interrupted) is dropped with a warning."""
     path = Path(path)
-    empty = True
+    empty, torn = True, None
     for number, line in text_lines(path):
         if not line.strip():
             continue
+        if torn is not None:
+            raise torn
         try:
-            record = json.loads(line, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as error:
-            raise InputError(f"malformed JSON ({error.msg}, column {error.colno}); expected one JSON object per "
-                             "line", path, number) from None
-        except ValueError as error:
-            raise InputError(f"{error}; expected each key once", path, number) from None
-        if not isinstance(record, dict):
-            raise InputError(f"expected a JSON object, got {type(record).__name__}", path, number)
+            record = _json_object(line, path, number)
+        except InputError as error:
+            if not torn_tail:
+                raise
+            torn = error
+            continue
         empty = False
         yield number, record
+    if torn is not None:
+        log.warning("%s: its last line was torn (a run died while writing it); left out", path)
     if empty:
         raise InputError("empty file; expected one JSON object per line", path)
+
+
+def _json_object(line: str, path: Path, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as error:
+        raise InputError(f"malformed JSON ({error.msg}, column {error.colno}); expected one JSON object per "
+                         "line", path, number) from None
+    except ValueError as error:
+        raise InputError(f"{error}; expected each key once", path, number) from None
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, got {type(record).__name__}", path, number)
+    return record
 
 
 def require(record: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path, line: int) -> Any:
@@ -101,6 +121,39 @@ def require(record: dict[str, Any], key: str, kind: type | tuple[type, ...], pat
         names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
         raise InputError(f"field '{key}' must be {names}, got {type(value).__name__}", path, line)
     return value
+
+
+def cut_torn_tail(handle: BinaryIO) -> bool:
+    """Cut a last line that has no line end (a write interrupted by a kill), so that the next append starts a
+    fresh line; whether there was one. `handle`: the file opened for reading and writing, locked."""
+    end = handle.seek(0, os.SEEK_END)
+    if end == 0 or (handle.seek(end - 1), handle.read(1))[1] == b"\n":
+        return False
+    start = end
+    while start > 0:
+        block = max(0, start - (1 << 16))
+        handle.seek(block)
+        found = handle.read(start - block).rfind(b"\n")
+        if found >= 0:
+            handle.truncate(block + found + 1)
+            return True
+        start = block
+    handle.truncate(0)
+    return True
+
+
+def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append records as whole lines in one write, flushed to disk before returning, under an exclusive lock;
+    a torn last line is cut first (with a warning), so that a new row never glues onto half an old one."""
+    data = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if cut_torn_tail(handle):
+            log.warning("%s: its last line was torn (a run died while writing it); dropped", path)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_jsonl(path: Path, records: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> None:

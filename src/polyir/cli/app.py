@@ -13,7 +13,7 @@ import typer
 from polyir import __version__
 from polyir.cli import benchmark, compare, config, data, evaluate, prepare, train, translate
 from polyir.cli.console import console, show_logs
-from polyir.errors import InputError
+from polyir.errors import InputError, ModelError
 
 ABOUT = ("Train and evaluate multilingual dense retrievers, with low-resource languages in view.\n\n"
          "polyir compares hybrid batch training (monolingual X-X and cross-lingual X-Y batches) with gradient "
@@ -55,6 +55,9 @@ def main() -> None:
     except InputError as error:
         console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except ModelError as error:
+        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as error:  # noqa: BLE001 - beyond a path the user gave that cannot be written: polyir's fault

@@ -19,13 +19,8 @@ def train(
 ) -> None:
     """Fine-tune a bi-encoder: output_dir/ gets log.jsonl, tensorboard/, checkpoints/ and model/ (best on dev)."""
     from polyir.config import TrainConfig
-    from polyir.training.trainer import TrainingDiverged
     from polyir.training.trainer import train as run_training
 
     quiet_libraries(quiet)
-    try:
-        model = run_training(TrainConfig.load(config), resume=resume, show_progress=not quiet)
-    except TrainingDiverged as error:
-        console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    model = run_training(TrainConfig.load(config), resume=resume, show_progress=not quiet)
     console.print(f"model: {model}")

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from polyir.data.beir import read_corpus, read_qrels, read_queries
@@ -124,17 +125,25 @@ def lareqa(entry: Entry, langs: list[str], folder: Path) -> RetrievalTask:
 
 
 def _sib_lines(entry: Entry, lang: str, folder: Path) -> dict[int, str]:
+    """index_id -> text of one language's SIB-200 files. They are pandas CSV files (tab-separated, a field with
+    quotes quoted and its quotes doubled), so they are read with a CSV reader; texts are stripped, as the
+    line-aligned FLORES files are."""
     rows: dict[int, str] = {}
     for path in (p for paths in _paths(entry, lang, folder).values() for p in paths):
-        for line, row in text_lines(path):
-            cells = row.split("\t")
-            if line == 1 and cells[:1] == ["index_id"]:
-                continue
-            if len(cells) != 3 or not cells[0].isdigit() or not cells[2].strip():
-                raise InputError("expected 'index_id<TAB>category<TAB>text' (index_id an integer)", path, line)
-            if int(cells[0]) in rows:
-                raise InputError(f"index_id {cells[0]} appears again; expected each sentence once", path, line)
-            rows[int(cells[0])] = cells[2]
+        reader = csv.reader((row for _, row in text_lines(path)), delimiter="\t", strict=True)
+        try:
+            for cells in reader:
+                line = reader.line_num
+                if line == 1 and cells[:1] == ["index_id"]:
+                    continue
+                if len(cells) != 3 or not cells[0].isdigit() or not cells[2].strip():
+                    raise InputError("expected 'index_id<TAB>category<TAB>text' (index_id an integer)", path, line)
+                if int(cells[0]) in rows:
+                    raise InputError(f"index_id {cells[0]} appears again; expected each sentence once", path, line)
+                rows[int(cells[0])] = cells[2].strip()
+        except csv.Error as error:
+            raise InputError(f"malformed CSV quoting ({error}); expected a pandas tab-separated file", path,
+                             reader.line_num) from None
     return rows
 
 

@@ -22,7 +22,7 @@ from polyir import __version__
 from polyir.config import load_yaml, validated
 from polyir.data.named import NamedTask, available_tasks
 from polyir.errors import InputError
-from polyir.files import atomic_dir
+from polyir.files import append_jsonl, atomic_dir
 from polyir.provenance import checksum
 
 SUITES = Path(str(files("polyir") / "defaults" / "suites"))
@@ -133,15 +133,12 @@ def run(entrants: list[Contender], tasks: list[NamedTask], out: Path, results: P
 
 
 def _append(results: Path, entrants: list[Contender], table: dict, named: dict[str, NamedTask]) -> None:
+    """One row per model and task, all in one append (a torn last row of a killed run is cut first)."""
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with results.open("a", encoding="utf-8") as handle:  # appended whole lines: earlier rows stay as they were
-        for contender in entrants:
-            for task, metrics in table[contender.name].items():
-                handle.write(json.dumps({"model": contender.name, "revision": contender.revision, "task": task,
-                                         "registry": named[task].spec, "split": named[task].split,
-                                         "metrics": metrics, "polyir": __version__, "date": stamp},
-                                        ensure_ascii=False) + "\n")
+    append_jsonl(results, [{"model": contender.name, "revision": contender.revision, "task": task,
+                            "languages": sorted(named[task].langs), "registry": named[task].spec,
+                            "split": named[task].split, "metrics": metrics, "polyir": __version__, "date": stamp}
+                           for contender in entrants for task, metrics in table[contender.name].items()])
 
 
 def rows(metrics: dict) -> dict[tuple[str, str], dict[str, float]]:
@@ -184,13 +181,27 @@ def _cell(table: dict, model: str, task: str, setting: str, key: str, metric: st
 
 
 def latest(results: Path) -> dict[str, dict[str, dict]]:
-    """{"model @ revision": {task: metrics}} from a results file, the newest row of each key winning."""
+    """{"model @ revision": {task: metrics}} from a results file, the newest row of each model, revision, task
+    and set of languages winning (a task asked for in other languages is another row: flores-200:swh_Latn and
+    flores-200:yor_Latn stand side by side)."""
     from polyir.files import read_jsonl
 
     table: dict[str, dict[str, dict]] = {}
-    for line, row in read_jsonl(results):
+    for line, row in read_jsonl(results, torn_tail=True):
         for key in ("model", "revision", "task", "metrics"):
             if key not in row:
                 raise InputError(f"missing field '{key}'; expected a row written by polyir benchmark", results, line)
-        table.setdefault(f"{row['model']} @ {row['revision']}", {})[row["task"]] = row["metrics"]
+        table.setdefault(f"{row['model']} @ {row['revision']}", {})[_label(row)] = row["metrics"]
     return table
+
+
+def _label(row: dict) -> str:
+    """A row's task with its languages where they were asked for (flores-200 [eng_Latn, swh_Latn]); the task
+    alone where none were named (its default set) or where its name already says its one language (miracl-sw)."""
+    named = row.get("registry", "").partition(":")[2]
+    if not named:
+        return row["task"]
+    langs = sorted(row.get("languages") or filter(None, named.split(",")))
+    if len(langs) == 1 and row["task"].endswith(f"-{langs[0]}"):
+        return row["task"]
+    return f"{row['task']} [{', '.join(langs)}]"

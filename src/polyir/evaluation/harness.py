@@ -15,16 +15,9 @@ import torch
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.data.records import RetrievalTask
 from polyir.distributed import SINGLE, World
-from polyir.errors import InputError
-from polyir.evaluation.metrics import (
-    LIBRARY_DEPTH,
-    METRICS,
-    average_precision,
-    library_measures,
-    rank_distance,
-    relevant_ranks,
-)
-from polyir.evaluation.search import NO_DOC, Scored, count_above, top_k, top_k_faiss
+from polyir.errors import InputError, ModelError
+from polyir.evaluation.metrics import METRICS, average_precision, measures_at_cuts, rank_distance, relevant_ranks
+from polyir.evaluation.search import NO_DOC, Scored, count_above, finite, top_k, top_k_faiss
 from polyir.files import atomic_file
 from polyir.models.biencoder import BiEncoder
 from polyir.results import SETTINGS, TaskEvaluation
@@ -40,6 +33,7 @@ class _Searched:
     doc_ids: list[str]
     groups: dict[str, tuple[int, int]]  # corpus language -> [start, end) positions
     relevant: torch.Tensor  # (Q, R) positions, NO_DOC padding
+    grades: torch.Tensor  # (Q, R) their relevance grades
     rel_scores: torch.Tensor  # (Q, R)
     tops: dict[str, Scored]
     above: dict[str, torch.Tensor]  # (Q, R) per corpus language
@@ -51,20 +45,17 @@ class _Searched:
         order = scores.sort(dim=1, descending=True, stable=True).indices[:, :depth]  # groups are in position order
         return scores.gather(1, order), index.gather(1, order)
 
-    def run(self, rows: torch.Tensor, langs: list[str], depth: int) -> dict[str, dict[str, float]]:
-        scores, index = self.ranking(rows, langs, depth)
-        return {self.task.queries[q].id: {self.doc_ids[i]: s for i, s in zip(positions, values) if s > -1e30}
-                for q, positions, values in zip(rows.tolist(), index.tolist(), scores.tolist())}
-
-    def ranks(self, rows: torch.Tensor, langs: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact ranks, in the corpus of `langs`, of the relevant documents that lie in it (best first)."""
+    def ranks(self, rows: torch.Tensor, langs: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Exact ranks, in the corpus of `langs`, of the relevant documents that lie in it (best first), which
+        entries are real, and their grades."""
         relevant = self.relevant[rows]
         inside = torch.zeros(relevant.shape, dtype=torch.bool)
         for lang in langs:
             a, b = self.groups[lang]
             inside |= (relevant >= a) & (relevant < b)
         above = sum(self.above[lang][rows] for lang in langs)
-        return relevant_ranks(self.rel_scores[rows], relevant, above, inside)
+        ranks, valid, order = relevant_ranks(self.rel_scores[rows], relevant, above, inside)
+        return ranks, valid, self.grades[rows].gather(1, order)
 
 
 def encode_task(model: BiEncoder, task: RetrievalTask, batch_size: int = ENCODE_BATCH_SIZE, show_progress: bool = True,
@@ -101,16 +92,19 @@ def _search(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor,
         start += len(groups[lang])
     docs, doc_emb = [task.corpus[i] for i in order], doc_emb[order]
     position = {doc.id: i for i, doc in enumerate(docs)}
-    judged = [[position[d] for d, grade in task.qrels.get(q.id, {}).items() if grade > 0] for q in task.queries]
+    judged = [[(position[d], grade) for d, grade in task.qrels.get(q.id, {}).items() if grade > 0]
+              for q in task.queries]
     width = max(1, max(map(len, judged)))
-    relevant = torch.tensor([row + [NO_DOC] * (width - len(row)) for row in judged], dtype=torch.long)
+    padded = [row + [(NO_DOC, 0)] * (width - len(row)) for row in judged]
+    relevant = torch.tensor([[p for p, _ in row] for row in padded], dtype=torch.long)
+    grades = torch.tensor([[g for _, g in row] for row in padded], dtype=torch.float64)
     exclude = torch.tensor([[position.get(q.id, NO_DOC)] for q in task.queries], dtype=torch.long)
 
     def local(index: torch.Tensor, a: int, b: int) -> torch.Tensor:
         return torch.where((index >= a) & (index < b), index - a, NO_DOC)
 
     def best(a: int, b: int) -> Scored:
-        k = (b - a) if depth == 0 else max(depth, LIBRARY_DEPTH)
+        k = (b - a) if depth == 0 else depth
         if backend == "faiss":
             return top_k_faiss(query_emb, doc_emb[a:b], k, local(relevant, a, b), local(exclude, a, b))
         return top_k(query_emb, doc_emb[a:b], k, local(relevant, a, b), local(exclude, a, b), *chunks)
@@ -121,7 +115,7 @@ def _search(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: torch.Tensor,
         rel_scores = torch.where(found.rel_scores.isnan(), rel_scores, found.rel_scores)
     above = {lang: count_above(query_emb, doc_emb[a:b], local(relevant, a, b), local(exclude, a, b), rel_scores,
                                relevant, a, *chunks) for lang, (a, b) in bounds.items()}
-    return _Searched(task, [d.id for d in docs], bounds, relevant, rel_scores, tops, above)
+    return _Searched(task, [d.id for d in docs], bounds, relevant, grades, rel_scores, tops, above)
 
 
 def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
@@ -142,8 +136,13 @@ def evaluate_task(model, task: RetrievalTask, depth: int = 1000, batch_size: int
     that is not a BiEncoder (BM25, a fusion: polyir.evaluation.lexical) gives its own `represent(task)`."""
     if isinstance(model, BiEncoder):
         embeddings = encode_task(model, task, batch_size, show_progress, world)
+        name = model.backbone.config.name_or_path
     else:
-        embeddings = model.represent(task, show_progress=show_progress)
+        embeddings, name = model.represent(task, show_progress=show_progress), model.name
+    for kind, values in zip(("query", "document"), embeddings):
+        if not finite(values):
+            raise ModelError(f"model {name} gave non-finite {kind} representations (NaN or infinity) on task "
+                             f"{task.name}: no ranking, and no metric, can be made of them")
     return evaluate_embeddings(task, *embeddings, depth, settings, run_path, backend=backend)
 
 
@@ -161,27 +160,24 @@ def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: t
     by_lang: dict[str, list[int]] = defaultdict(list)
     for q, query in enumerate(task.queries):
         by_lang[query.lang].append(q)
-    doc_lang = {doc.id: doc.lang for doc in task.corpus}
     result = TaskEvaluation()
     for setting, key, x, langs in _setting_keys(task):
         if setting not in settings:
             continue
         rows = torch.tensor(by_lang[x])
-        ranks, valid = searched.ranks(rows, langs)
+        ranks, valid, grades = searched.ranks(rows, langs)
         keep = valid[:, 0]  # queries with a relevant document in this corpus
         if not keep.any():
             continue
-        rows, ranks, valid = rows[keep], ranks[keep], valid[keep]
+        rows, ranks, valid, grades = rows[keep], ranks[keep], valid[keep], grades[keep]
         ids = [task.queries[q].id for q in rows.tolist()]
-        values = {qid: {"map": ap} for qid, ap in zip(ids, average_precision(ranks, valid).tolist())}
+        measured = {"map": average_precision(ranks, valid), **measures_at_cuts(ranks, valid, grades)}
+        values = {qid: {name: float(column[i]) for name, column in measured.items()} for i, qid in enumerate(ids)}
         if setting == "multi":
             several = valid.sum(1) > 1
             for qid, distance, counts in zip(ids, rank_distance(ranks, valid).tolist(), several.tolist()):
                 if counts:
                     values[qid]["rank_distance"] = distance
-        qrels = {qid: {d: g for d, g in task.qrels[qid].items() if doc_lang[d] in langs} for qid in ids}
-        for qid, measured in library_measures(qrels, searched.run(rows, langs, LIBRARY_DEPTH)).items():
-            values[qid].update(measured)
         result.per_query.setdefault(setting, {})[key] = values
         result.table.setting(setting)[key] = _mean(values)
     for setting in result.table.settings:

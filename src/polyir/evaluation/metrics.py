@@ -1,28 +1,26 @@
-"""Per-query measures: the standard ones through ir_measures (trec_eval's implementations, via pytrec_eval), and
-the two that no library has: LAReQA's mAP over the full ranking and the rank distance of Huang et al. (2023),
-both from exact ranks (ties broken by corpus position, as in the runs). Rank tensors are (queries, relevant)."""
+"""Per-query measures from exact ranks: the one ranking (ties broken by corpus position) that the runs list too,
+so that every number in metrics.json can be recomputed from a run file.
+
+LAReQA's mAP over the full ranking and the rank distance of Huang et al. (2023) exist in no library; the standard
+measures follow trec_eval's definitions (nDCG@k with the grade as gain and log2(rank + 1) as discount, R@k over
+every judged relevant document, RR cut at k), computed here from the same ranks rather than by trec_eval, which
+re-sorts tied documents by id and ignores RR's cut-off (tests check the values against ir_measures where those
+two cannot matter). Tensors are (queries, relevant documents), best first, valid entries leading."""
 
 from __future__ import annotations
 
-import ir_measures
 import torch
-from ir_measures import RR, R, nDCG
 
 from polyir.results import METRICS
 
-# polyir's metric names (DESIGN.md) -> ir_measures measures
-LIBRARY_MEASURES = {"ndcg@10": nDCG @ 10, "recall@1": R @ 1, "recall@10": R @ 10, "recall@100": R @ 100,
-                    "mrr@10": RR @ 10}
-LIBRARY_DEPTH = 100  # the deepest cut-off among LIBRARY_MEASURES
-assert METRICS == ("map", *LIBRARY_MEASURES, "rank_distance")  # the names metrics.json uses (results.py)
-
-Qrels = dict[str, dict[str, int]]
-Run = dict[str, dict[str, float]]
+CUTS = {"ndcg@10": 10, "recall@1": 1, "recall@10": 10, "recall@100": 100, "mrr@10": 10}
+assert METRICS == ("map", *CUTS, "rank_distance")  # the names metrics.json uses (results.py)
 
 
 def relevant_ranks(scores: torch.Tensor, positions: torch.Tensor, above: torch.Tensor, valid: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full-ranking ranks of each query's relevant documents, best first, and which entries are real.
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Full-ranking ranks of each query's relevant documents, best first, which entries are real, and the order
+    (indices into the inputs' columns) that sorts them so.
 
     scores / positions: the relevant documents' scores and corpus positions; above: for each, the number of
     non-relevant documents ranked before it; valid: which entries are relevant documents of the setting.
@@ -32,13 +30,13 @@ def relevant_ranks(scores: torch.Tensor, positions: torch.Tensor, above: torch.T
     by_score = scores.gather(1, by_position).sort(dim=1, descending=True, stable=True).indices
     order = by_position.gather(1, by_score)
     place = torch.arange(1, scores.shape[1] + 1).expand_as(scores)
-    return place + above.gather(1, order), valid.gather(1, order)
+    return place + above.gather(1, order), valid.gather(1, order), order
 
 
 def average_precision(ranks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """AP over the full ranking; ranks sorted best first with the valid entries leading."""
+    """AP over the full ranking."""
     place = torch.arange(1, ranks.shape[1] + 1).expand_as(ranks)
-    return ((place / ranks) * valid).sum(1) / valid.sum(1).clamp(min=1)
+    return ((place / ranks.double()) * valid).sum(1) / valid.sum(1).clamp(min=1)
 
 
 def rank_distance(ranks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -47,12 +45,16 @@ def rank_distance(ranks: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     return (last - ranks[:, 0]).double()
 
 
-def library_measures(qrels: Qrels, run: Run) -> dict[str, dict[str, float]]:
-    """{query id: {metric: value}} for the standard measures; queries missing from the run score 0."""
-    by_id = {id(measure): name for name, measure in LIBRARY_MEASURES.items()}  # str(measure) is slow
-    by_name = {str(measure): name for name, measure in LIBRARY_MEASURES.items()}
-    values: dict[str, dict[str, float]] = {qid: dict.fromkeys(LIBRARY_MEASURES, 0.0) for qid in qrels}
-    for item in ir_measures.pytrec_eval.iter_calc(list(LIBRARY_MEASURES.values()), qrels, run):
-        name = by_id.get(id(item.measure)) or by_name[str(item.measure)]
-        values[item.query_id][name] = float(item.value)
-    return values
+def measures_at_cuts(ranks: torch.Tensor, valid: torch.Tensor, grades: torch.Tensor) -> dict[str, torch.Tensor]:
+    """ndcg@10, recall@1/10/100 and mrr@10 of every query, each cut at its k; `grades`: the relevance grade of
+    each entry, in the same order as `ranks`."""
+    grades = grades.double() * valid
+    found = {k: valid & (ranks <= k) for k in set(CUTS.values())}
+    relevant = valid.sum(1).clamp(min=1).double()
+    values = {f"recall@{k}": found[k].sum(1) / relevant for k in (1, 10, 100)}
+    values["mrr@10"] = torch.where(found[10][:, 0], 1.0 / ranks[:, 0].double(), 0.0)
+    discount = torch.log2(ranks.double() + 1)
+    ideal = grades.sort(dim=1, descending=True).values[:, :10]
+    ideal_dcg = (ideal / torch.log2(torch.arange(2, ideal.shape[1] + 2, dtype=torch.float64))).sum(1)
+    values["ndcg@10"] = (grades * found[10] / discount).sum(1) / ideal_dcg.clamp(min=1e-300)
+    return {name: values[name] for name in CUTS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 NO_DOC = -1
@@ -29,6 +30,15 @@ class Mixture:
     @property
     def shape(self) -> tuple[int, ...]:
         return self.parts[0].shape
+
+
+def finite(representations) -> bool:
+    """Whether embeddings, a sparse matrix or a Mixture of them hold only finite numbers."""
+    if isinstance(representations, Mixture):
+        return all(finite(part) for part in representations.parts)
+    if isinstance(representations, torch.Tensor):
+        return bool(torch.isfinite(representations).all())
+    return bool(np.isfinite(representations.data).all())
 
 
 def product(queries, docs) -> torch.Tensor:
@@ -77,6 +87,21 @@ def _best(scores: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tens
     return scores.gather(1, order), index.gather(1, order)
 
 
+def _chunk_best(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k best columns of each row by (score descending, position ascending): topk() keeps an arbitrary
+    subset of the documents tied at its k-th score, so rows with more such ties than places take the earliest."""
+    values, index = scores.topk(k, dim=1)
+    edge = values[:, -1:]
+    tied = ((scores == edge).sum(1) > (values == edge).sum(1)).nonzero().squeeze(1)
+    if len(tied):
+        rows, edge = scores[tied], edge[tied]
+        better, same = rows > edge, rows == edge
+        take = better | (same & (same.cumsum(1) <= k - better.sum(1, keepdim=True)))
+        index[tied] = take.nonzero()[:, 1].view(len(tied), k)
+        values[tied] = rows.gather(1, index[tied])
+    return values, index
+
+
 def top_k(queries: torch.Tensor, docs: torch.Tensor, k: int, relevant: torch.Tensor, exclude: torch.Tensor,
           query_chunk: int = 1024, doc_chunk: int = 16384) -> Scored:
     """Top-k documents of every query, and the scores of its relevant documents (`relevant`: (Q, R) positions in
@@ -92,7 +117,7 @@ def top_k(queries: torch.Tensor, docs: torch.Tensor, k: int, relevant: torch.Ten
         rel_scores[rows][r, c] = scores[r, relevant[rows][r, c] - d0]
         r, c = _in_chunk(exclude[rows], d0, scores.shape[1])
         scores[r, exclude[rows][r, c] - d0] = float("-inf")
-        values, index = scores.topk(min(k, scores.shape[1]), dim=1)
+        values, index = _chunk_best(scores, min(k, scores.shape[1]))
         index += d0
         if d0 == 0:
             parts_scores.append(values)
@@ -102,7 +127,6 @@ def top_k(queries: torch.Tensor, docs: torch.Tensor, k: int, relevant: torch.Ten
                                                       torch.cat([parts_index[-1], index], 1), k)
     if parts_scores:
         top_scores, top_index = torch.cat(parts_scores), torch.cat(parts_index)
-    # topk() leaves the order of ties open: restore (score, position) order once more
     return Scored(*_best(top_scores, top_index, k), rel_scores)
 
 

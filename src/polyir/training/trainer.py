@@ -19,7 +19,7 @@ from polyir import guard, provenance
 from polyir.config import TrainConfig
 from polyir.data import read_beir, read_train
 from polyir.distributed import init_world
-from polyir.errors import InputError
+from polyir.errors import InputError, ModelError
 from polyir.evaluation import evaluate_task
 from polyir.files import atomic_file, text_lines
 from polyir.models.biencoder import BiEncoder
@@ -55,7 +55,7 @@ def run_fingerprint(config: TrainConfig, settings: dict | None = None, inputs: d
     return provenance.fingerprint({**values, **(settings or {})}, {**files, **(inputs or {})})
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(ModelError):
     """The loss stopped being a finite number."""
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from polyir.errors import InputError
-from polyir.files import atomic_file, read_text, text_lines
+from polyir.files import append_jsonl, atomic_file, cut_torn_tail, read_text, text_lines
 
 HEADER = "cache.json"
 FORMAT = 1
@@ -50,7 +49,9 @@ class TranslationCache:
 
     def _read(self) -> None:
         for path in sorted(self.folder.glob("entries-*.jsonl")):
-            self._repair(path)
+            with path.open("r+b") as handle:  # a batch a killed run was writing: cut, translated again
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                cut_torn_tail(handle)
             for line, row in text_lines(path):
                 try:
                     entry = json.loads(row)
@@ -58,15 +59,6 @@ class TranslationCache:
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise InputError("damaged cache entry; expected {\"key\": ..., \"translation\": ...} (remove the "
                                      "file to translate its entries again)", path, line) from None
-
-    @staticmethod
-    def _repair(path: Path) -> None:
-        """Cut a torn last line (a write interrupted by a kill) so that the next append starts a fresh line."""
-        with path.open("r+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            data = handle.read()
-            if data and not data.endswith(b"\n"):
-                handle.truncate(data.rfind(b"\n") + 1)
 
     def __contains__(self, entry_key: str) -> bool:
         return entry_key in self.entries
@@ -76,13 +68,7 @@ class TranslationCache:
 
     def append(self, rows: list[dict], writer: int = 0) -> None:
         """Add entries (dicts with `key` and `translation`) in one write, flushed to disk before returning."""
-        data = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
-        path = self.folder / f"entries-{writer}.jsonl"
-        with path.open("ab") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        append_jsonl(self.folder / f"entries-{writer}.jsonl", rows)
         for row in rows:
             self.entries[row["key"]] = row["translation"]
 

@@ -11,6 +11,7 @@ from polyir import __version__
 from polyir.data.sources import cache_dir
 from polyir.distributed import SINGLE, World
 from polyir.errors import InputError
+from polyir.languages import base_language
 from polyir.provenance import checksum
 from polyir.translate.backends import Generation, Translator, load_translator
 from polyir.translate.cache import TranslationCache
@@ -47,14 +48,24 @@ class JobSettings:
     language_id: str = "accurate"  # accurate | fast | off
     lang_map: dict[str, str | None] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """One model, one identity: a local folder by its resolved path (`m2m/`, `./m2m` and `m2m` are one)."""
+        self.model = str(Path(self.model).resolve()) if Path(self.model).exists() else self.model.rstrip("/")
+
     def validate(self) -> None:
         unknown = [flag for flag in self.drop if flag not in FLAGS]
         if unknown:
             raise InputError(f"--drop {','.join(unknown)}: expected flags among {', '.join(FLAGS)}")
-        if self.source in self.targets:
-            raise InputError(f"--to holds the source language '{self.source}'; expected other languages")
-        if len(set(self.targets)) != len(self.targets) or not self.targets:
-            raise InputError(f"--to {','.join(self.targets)}: expected distinct languages, at least one")
+        if "round-trip" in self.drop and not self.round_trip:
+            raise InputError("--drop round-trip needs --round-trip (without it no text is flagged round-trip)")
+        if not self.targets:
+            raise InputError("--to is empty; expected at least one language")
+        named: dict[str, str] = {base_language(self.source): f"--from {self.source}"}
+        for code in self.targets:  # one language, one code: sw, swh_Latn and swa are one language
+            if base_language(code) in named:
+                raise InputError(f"--to {code} is the language of {named[base_language(code)]}; expected each "
+                                 "language once, and none the same as --from")
+            named[base_language(code)] = f"--to {code}"
         if self.language_id not in ("accurate", "fast", "off"):
             raise InputError(f"--language-id must be accurate, fast or off, got '{self.language_id}'")
         if self.min_chrf is not None and not self.round_trip:

@@ -74,7 +74,7 @@ def search_once(chunks: tuple[int, int], n_queries: int, n_docs: int, dim: int, 
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"chunks": chunks, "backend": backend, "seconds": seconds, "peak_rss_gib": peak / 2**20,
-            "search_extra_gib": (peak - before) / 2**20, "multi_map": result.table["summary"]["multi"]["map"]}
+            "search_extra_gib": (peak - before) / 2**20, "multi_map": result.table.summary["multi"]["map"]}
 
 
 def bench_search(n_queries: int = 10_000, n_docs: int = 100_000, dim: int = 1024) -> list[dict]:

@@ -85,3 +85,13 @@ def test_e5_bench_reports_every_row():
                                                     "| model", "| all-MiniLM-L6-v2", "| all-MiniLM-L6-v2",
                                                     "| multilingual-e5-small", "| multilingual-e5-small"]
     assert all(float(row.split(" | ")[1].replace(",", "")) > 0 for row in rows[1:3])
+
+
+def test_eval_bench_search_reports_time_memory_and_the_score():
+    """bench/eval_bench.py's search measurement at a tiny size, as the script runs it (its folder on the path)."""
+    code = ("import json, eval_bench; print(json.dumps(eval_bench.search_once((64, 256), 200, 1000, 16)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                            cwd=ROOT / "bench", env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    row = json.loads(result.stdout)
+    assert row["seconds"] > 0 and 0 < row["multi_map"] <= 1

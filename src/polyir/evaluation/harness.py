@@ -172,7 +172,8 @@ def evaluate_embeddings(task: RetrievalTask, query_emb: torch.Tensor, doc_emb: t
         rows, ranks, valid, grades = rows[keep], ranks[keep], valid[keep], grades[keep]
         ids = [task.queries[q].id for q in rows.tolist()]
         measured = {"map": average_precision(ranks, valid), **measures_at_cuts(ranks, valid, grades)}
-        values = {qid: {name: float(column[i]) for name, column in measured.items()} for i, qid in enumerate(ids)}
+        columns = {name: column.tolist() for name, column in measured.items()}
+        values = {qid: {name: column[i] for name, column in columns.items()} for i, qid in enumerate(ids)}
         if setting == "multi":
             several = valid.sum(1) > 1
             for qid, distance, counts in zip(ids, rank_distance(ranks, valid).tolist(), several.tolist()):

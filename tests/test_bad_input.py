@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import polyir
 
@@ -303,3 +304,28 @@ def test_an_output_polyir_may_not_write_exits_2(tmp_path):
     (tmp_path / "src" / "sw.txt").write_text("moja\n")
     result = polyir("prepare", "bitext", tmp_path / "src", "/sys/polyir-out", "--pivot", "en")
     assert result.returncode == 2 and "/sys/" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_dev_metric_no_dev_task_can_give_stops_before_any_work(tiny_m2m100, small_xquad, data_dir, tmp_path):
+    """Bitext dev lines (Swahili queries, an English corpus) have no mono setting: training on mono/map would
+    follow no score and keep no model; a comparison would fail in every cell, on every rerun."""
+    from tests.test_train import write_config
+
+    bitext = tmp_path / "sw-en"
+    assert polyir("prepare", "bitext", data_dir / "flores-sib200", bitext, "--pivot", "eng_Latn", "--langs",
+                  "eng_Latn,swh_Latn").returncode == 0
+    config = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_m2m100, small_xquad,
+                          **{"eval.metric": "mono/map", "data.dev": [str(bitext)]})
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "eval.metric mono/map needs the mono setting, which dev task sw-en" in result.stderr
+    assert "expected a setting among cross" in result.stderr and not (tmp_path / "run").exists()
+    compare = tmp_path / "compare.yaml"
+    compare.write_text(yaml.safe_dump({
+        "output_dir": str(tmp_path / "grid"), "model": {"name_or_path": str(tiny_m2m100)},
+        "data": {"train": str(small_xquad / "train.jsonl"), "dev": [str(bitext)], "test": [str(small_xquad / "eval")]},
+        "grid": {"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 8}]},
+        "budget": {"steps": 1}, "eval": {"metric": "mono/map"}}))
+    result = polyir("compare", "--config", compare, "--quiet")
+    assert result.returncode == 2 and "needs the mono setting" in result.stderr, result.stderr
+    assert not (tmp_path / "grid").exists()

@@ -19,6 +19,7 @@ from polyir.config import CompareConfig, CompareDataConfig, RunSettings, Samplin
 from polyir.data import read_beir, read_train, write_beir, write_train
 from polyir.errors import InputError
 from polyir.evaluation import evaluate_task
+from polyir.evaluation.harness import check_metric
 from polyir.files import atomic_dir, atomic_file
 from polyir.models.biencoder import BiEncoder
 from polyir.models.packaged import resolve_model_path
@@ -258,11 +259,12 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     return result
 
 
-def validate(data: CompareDataConfig, cells: list[Cell]) -> None:
-    """What can be checked before the first step: the test tasks read, and every cell's batches can be drawn
-    from the training data."""
+def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
+    """What can be checked before the first step: the test tasks read, the dev tasks able to give the dev metric,
+    and every cell's batches can be drawn from the training data."""
     for path in data.test:
         read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang)
+    check_metric([read_beir(path, lang=data.dev_lang) for path in data.dev], config.eval.metric)
     examples = read_train(data.train)
     for cell in cells:
         BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed)
@@ -288,7 +290,7 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
             data, translated = with_translations(config, data, Path(data_dir) if data_dir else None, redo,
                                                  show_progress)
             source = f"{source}; {translated}" if translated else source
-            validate(data, cells)
+            validate(config, data, cells)
             untrained = run_untrained(config, data, redo)
             lexical = run_lexical(config, data, redo)
             results = []

@@ -129,6 +129,18 @@ def _setting_keys(task: RetrievalTask) -> list[tuple[str, str, str, list[str]]]:
     return keys
 
 
+def check_metric(tasks: list[RetrievalTask], metric: str, key: str = "eval.metric") -> None:
+    """A SETTING/METRIC every task can give, before any work: a setting a task's languages do not allow would
+    leave no score to follow (and no model kept)."""
+    setting = metric.split("/")[0]
+    for task in tasks:
+        allowed = sorted({found for found, *_ in _setting_keys(task)})
+        if setting not in allowed:
+            raise InputError(f"{key} {metric} needs the {setting} setting, which dev task {task.name} (queries in "
+                             f"{', '.join(task.query_languages)}; corpus in {', '.join(task.corpus_languages)}) "
+                             f"cannot give; expected a setting among {', '.join(allowed) or 'none'}")
+
+
 def evaluate_task(model, task: RetrievalTask, depth: int = 1000, batch_size: int = ENCODE_BATCH_SIZE,
                   settings: tuple[str, ...] = SETTINGS, run_path: Path | None = None,
                   show_progress: bool = True, world: World = SINGLE, backend: str = "exact") -> TaskEvaluation:

@@ -21,6 +21,7 @@ from polyir.data import read_beir, read_train
 from polyir.distributed import init_world
 from polyir.errors import InputError, ModelError
 from polyir.evaluation import evaluate_task
+from polyir.evaluation.harness import check_metric
 from polyir.files import atomic_file, text_lines
 from polyir.models.biencoder import BiEncoder
 from polyir.models.packaged import resolve_model_path
@@ -80,12 +81,8 @@ def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
 
 def _dev_tasks(config: TrainConfig) -> list:
     """The dev tasks, checked against the dev metric's setting."""
-    setting = config.eval.metric.split("/")[0]
     tasks = [read_beir(folder, lang=config.data.dev_lang) for folder in config.data.dev]
-    for task in tasks:
-        if setting == "multi" and len(task.corpus_languages) < 2:
-            raise InputError(f"eval.metric {config.eval.metric} needs a multilingual corpus, but dev task "
-                             f"{task.name} has only {task.corpus_languages}")
+    check_metric(tasks, config.eval.metric)
     return tasks
 
 

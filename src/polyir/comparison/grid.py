@@ -261,16 +261,16 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
 
 
 def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
-    """What can be checked before the first step: the test tasks read, the dev tasks able to give the dev metric,
-    no dev or test query a training query, and every cell's batches can be drawn from the training data."""
+    """What can be checked before the first step: the test tasks read, every cell's batches can be drawn from
+    the training data, the dev tasks can give the dev metric, and no dev or test query is a training query."""
     tests = {path: read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang) for path in data.test}
-    devs = {path: read_beir(path, lang=data.dev_lang) for path in data.dev}
-    check_metric(list(devs.values()), config.eval.metric)
     examples = read_train(data.train)
-    if not data.allow_overlap:
-        refuse_overlap(examples, {**devs, **tests}, "data.allow_overlap")
     for cell in cells:
         BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed)
+    devs = {path: read_beir(path, lang=data.dev_lang) for path in data.dev}
+    check_metric(list(devs.values()), config.eval.metric)
+    if not data.allow_overlap:
+        refuse_overlap(examples, {**devs, **tests}, "data.allow_overlap")
 
 
 def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True,

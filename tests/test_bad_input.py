@@ -329,3 +329,51 @@ def test_a_dev_metric_no_dev_task_can_give_stops_before_any_work(tiny_m2m100, sm
     result = polyir("compare", "--config", compare, "--quiet")
     assert result.returncode == 2 and "needs the mono setting" in result.stderr, result.stderr
     assert not (tmp_path / "grid").exists()
+
+
+def test_dev_and_test_tasks_that_hold_training_queries_are_refused(tiny_m2m100, small_xquad, data_dir, tmp_path):
+    """Training on four articles and evaluating on all twelve: 'zero-shot' numbers on questions seen in training."""
+    from polyir.data import read_beir, read_train, write_beir
+    from polyir.data.records import Query, RetrievalTask
+    from tests.test_train import write_config
+
+    everything = tmp_path / "all"
+    prepared = polyir("prepare", "lareqa", data_dir / "xquad-r", everything, "--holdout", "1")
+    assert prepared.returncode == 0, prepared.stderr
+    trained = {example.id for example in read_train(small_xquad / "train.jsonl")}
+    queries = read_beir(everything / "eval").queries
+    seen = [q for q in queries if q.id.removesuffix(f"-{q.lang}") in trained]
+    assert 0 < len(seen) < len(queries)
+    config = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_m2m100, small_xquad,
+                          **{"data.dev": [str(everything / "eval")]})
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert (f"{everything / 'eval'}: {len(seen)} of its {len(queries)} queries are training queries ({len(seen)} by "
+            "id, 0 by their text in the same language)") in result.stderr
+    assert "data.allow_overlap: true" in result.stderr and not (tmp_path / "run").exists()
+    # the same questions under other ids are found by their text (in a language trained on)
+    asked = [q for q in seen if q.lang == "de"][:3]
+    corpus = read_beir(small_xquad / "eval").corpus
+    renamed = RetrievalTask("renamed", corpus, [Query(f"x{i}", q.text, q.lang) for i, q in enumerate(asked)],
+                            {f"x{i}": {corpus[0].id: 1} for i in range(len(asked))})
+    (tmp_path / "renamed").mkdir()
+    write_beir(renamed, tmp_path / "renamed")
+    config = write_config(tmp_path / "c2.yaml", tmp_path / "run2", tiny_m2m100, small_xquad,
+                          **{"data.dev": [str(tmp_path / "renamed")]})
+    result = polyir("train", "--config", config, "--quiet")
+    assert result.returncode == 2 and "3 of its 3 queries are training queries (0 by id, 3 by" in result.stderr
+    allowed = write_config(tmp_path / "c3.yaml", tmp_path / "run3", tiny_m2m100, small_xquad,
+                           **{"data.dev": [str(everything / "eval")], "data.allow_overlap": True,
+                              "optim.max_steps": 1})
+    result = polyir("train", "--config", allowed, "--quiet")
+    assert result.returncode == 0, result.stderr
+    compare = tmp_path / "compare.yaml"
+    compare.write_text(yaml.safe_dump({
+        "output_dir": str(tmp_path / "grid"), "model": {"name_or_path": str(tiny_m2m100)},
+        "data": {"train": str(small_xquad / "train.jsonl"), "dev": [str(small_xquad / "eval")],
+                 "test": [str(everything / "eval")]},
+        "grid": {"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 8}]},
+        "budget": {"steps": 1}}))
+    result = polyir("compare", "--config", compare, "--quiet")
+    assert result.returncode == 2 and f"{everything / 'eval'}: {len(seen)} of its" in result.stderr, result.stderr
+    assert not (tmp_path / "grid").exists()

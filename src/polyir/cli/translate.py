@@ -51,14 +51,15 @@ def _settings(to, source, model, backend, precision, beam_size, max_input_tokens
                        round_trip, min_chrf, language_id, parse_lang_map(lang_map or []))
 
 
-def _run(translate, src: Path, out: Path, cache: Path | None, quiet: bool) -> None:
+def _run(translate, src: Path, out: Path, model: str, cache: Path | None, quiet: bool) -> None:
     """What both commands do around their translation: the output checked on rank 0, the report."""
     from polyir.distributed import init_world
+    from polyir.models.packaged import model_source
 
     quiet_libraries(quiet)
     world = init_world()
     if world.main:
-        check_output(out, [src, *([cache] if cache else [])])
+        check_output(out, [src, *filter(None, (cache, model_source(model)))])
     outcome = translate(world)
     if world.main:
         _report(out, outcome)
@@ -89,7 +90,8 @@ def beir(src: Annotated[Path, typer.Argument(help="BEIR folder in one language, 
     settings = _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens,
                          batch_size, sort, cache, device, drop, length_tolerance, round_trip, min_chrf, language_id,
                          lang_map)
-    _run(lambda world: translate_beir(src, out, settings, what, overwrite, world, not quiet), src, out, cache, quiet)
+    _run(lambda world: translate_beir(src, out, settings, what, overwrite, world, not quiet), src, out, model, cache,
+         quiet)
 
 
 @app.command("train", epilog=TRAIN_EXAMPLE)
@@ -108,4 +110,5 @@ def train(src: Annotated[Path, typer.Argument(help="train.jsonl, BEIR folder wit
     settings = _settings(to, source, model, backend, precision, beam_size, max_input_tokens, max_new_tokens,
                          batch_size, sort, cache, device, drop, length_tolerance, round_trip, min_chrf, language_id,
                          lang_map)
-    _run(lambda world: translate_train(src, out, settings, split, overwrite, world, not quiet), src, out, cache, quiet)
+    _run(lambda world: translate_train(src, out, settings, split, overwrite, world, not quiet), src, out, model,
+         cache, quiet)

@@ -17,6 +17,7 @@ import torch
 from polyir import guard, provenance
 from polyir.config import CompareConfig, CompareDataConfig, RunSettings, SamplingConfig, StepConfig, TrainConfig
 from polyir.data import read_beir, read_train, write_beir, write_train
+from polyir.data.overlap import refuse_overlap
 from polyir.errors import InputError
 from polyir.evaluation import evaluate_task
 from polyir.evaluation.harness import check_metric
@@ -83,7 +84,7 @@ def prepare_data(config: CompareConfig, data_dir: str | Path | None, redo: bool 
     test_tasks = [folder / "xquad-r-test"] + ([folder / "flores-bitext"] if dataset.bitext else [])
     dev_tasks = [folder / "xquad-r-dev"] + ([folder / "flores-dev"] if dataset.bitext and dataset.bitext_dev else [])
     prepared = CompareDataConfig(train=folder / "train.jsonl", languages=config.data.languages,
-                                 dev=dev_tasks, test=test_tasks)
+                                 dev=dev_tasks, test=test_tasks, allow_overlap=config.data.allow_overlap)
     located = locate(dataset.name, data_dir, dataset.languages)
     inputs = {f"{dataset.name}/{name}": located / name for name in SOURCES[dataset.name].needed(dataset.languages)}
     if dataset.bitext:
@@ -171,7 +172,7 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
     shared = {name: getattr(config, name) for name in RunSettings.model_fields}
     return TrainConfig(**{**shared, "optim": optim}, output_dir=Path(config.output_dir) / "runs" / cell.name,
                        seed=cell.seed, data={"train": data.train, "languages": data.languages, "dev": data.dev,
-                                             "dev_lang": data.dev_lang},
+                                             "dev_lang": data.dev_lang, "allow_overlap": data.allow_overlap},
                        sampling=cell.sampling, step=cell.step)
 
 
@@ -260,14 +261,16 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
 
 
 def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
-    """What can be checked before the first step: the test tasks read, the dev tasks able to give the dev metric,
-    and every cell's batches can be drawn from the training data."""
-    for path in data.test:
-        read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang)
-    check_metric([read_beir(path, lang=data.dev_lang) for path in data.dev], config.eval.metric)
+    """What can be checked before the first step: the test tasks read, every cell's batches can be drawn from
+    the training data, the dev tasks can give the dev metric, and no dev or test query is a training query."""
+    tests = {path: read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang) for path in data.test}
     examples = read_train(data.train)
     for cell in cells:
         BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed)
+    devs = {path: read_beir(path, lang=data.dev_lang) for path in data.dev}
+    check_metric(list(devs.values()), config.eval.metric)
+    if not data.allow_overlap:
+        refuse_overlap(examples, {**devs, **tests}, "data.allow_overlap")
 
 
 def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True,

@@ -13,8 +13,7 @@ from polyir.data.beir import write_beir
 from polyir.data.converters import VERSION, convert
 from polyir.data.fetch import Missing, in_cache, in_folder
 from polyir.data.registry import Entry, parse, remotes
-from polyir.data.sources import cache_dir
-from polyir.files import atomic_dir
+from polyir.files import atomic_dir, cache_dir
 from polyir.provenance import checksum
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from polyir.data import fetch
 from polyir.data.fetch import Unreachable
 from polyir.errors import InputError
+from polyir.files import cache_dir
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,6 @@ SOURCES = {source.name: source for source in (XQUAD_R,)}
 SAMPLE = Path(str(files("polyir") / "data" / "sample"))  # an excerpt of xquad-r and flores-sib200
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("POLYIR_CACHE", Path.home() / ".cache" / "polyir"))
 
 
 def download(source: Source, target: Path, names: list[str] | None = None) -> Path:

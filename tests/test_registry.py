@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -191,6 +192,14 @@ def test_unpinned_files_get_their_checksum_recorded_at_first_download(tmp_path, 
     with pytest.raises(InputError, match=r"raw/file.txt: checksum mismatch: .* \(recorded at first download in "
                                          r"checksums.json\)"):
         in_cache(folder, files)
+    recorded = (folder / "checksums.json").read_text()
+    for damaged, what in ((recorded[:12], "checksums.json:2: malformed JSON"),
+                          ('{"file.txt": 7}', "checksums.json: a value is not a SHA-256"),
+                          ("[]", "checksums.json: a JSON list; expected {file: SHA-256}")):
+        (folder / "checksums.json").write_text(damaged)  # torn by a kill, or edited: never recorded anew
+        with pytest.raises(InputError, match=re.escape(what)):
+            in_cache(folder, files)
+        assert (folder / "checksums.json").read_text() == damaged
 
 
 def test_offline_and_missing_files_say_exactly_which(tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from polyir.data import read_beir, read_train
 from polyir.data.beir import write_beir
 from polyir.data.lareqa import evaluation_task, read_lareqa, training_examples
 from polyir.data.records import RetrievalTask
+from polyir.errors import InputError
 from polyir.files import sha256
 from polyir.testing import build_tiny_m2m100, build_tiny_nllb
 from polyir.translate.backends import CTranslate2, Generation, HuggingFace
@@ -402,3 +404,13 @@ def test_compare_builds_translated_sets_once_and_names_languages_never_trained(e
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     changed = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
     assert changed.returncode == 2 and "the translated train set was produced by other settings" in changed.stderr
+
+
+def test_a_damaged_cache_header_is_named_not_a_traceback(tmp_path):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    for damaged, what in (('{"format": 1, "model"', "malformed JSON"), ("[]", "a JSON list; expected the cache's")):
+        (folder / "cache.json").write_text(damaged)
+        with pytest.raises(InputError, match=re.escape(what)) as raised:
+            TranslationCache(folder, "m", "r")
+        assert str(folder / "cache.json") in str(raised.value)

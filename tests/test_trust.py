@@ -147,6 +147,22 @@ def test_the_untrained_models_scores_are_not_reused_for_another_model_setting(ti
     assert json.loads((tmp_path / "cmp" / "untrained" / "result.json").read_text()) == first
 
 
+def test_damaged_results_polyir_wrote_are_made_again(tiny_m2m100, data_dir, tmp_path):
+    """A result.json torn by a kill (or edited) is not a traceback: polyir made it, so it makes it again."""
+    assert compare(tmp_path, tiny_m2m100, data_dir).returncode == 0
+    cell = tmp_path / "cmp" / "runs" / "xy__full-8__seed0" / "result.json"
+    untrained = tmp_path / "cmp" / "untrained" / "result.json"
+    first = {path: json.loads(path.read_text()) for path in (cell, untrained)}
+    cell.write_text(cell.read_text()[:100])
+    untrained.write_text('{"dev": []}')
+    result = compare(tmp_path, tiny_m2m100, data_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"{cell} is damaged" in result.stderr and f"{untrained} is damaged" in result.stderr
+    again = {path: json.loads(path.read_text()) for path in (cell, untrained)}
+    assert again[untrained] == first[untrained]
+    assert again[cell]["test"] == first[cell]["test"] and again[cell]["log"] == first[cell]["log"]
+
+
 def test_overwrite_never_deletes_an_input(data_dir, tmp_path):
     src = tmp_path / "src"
     (src / "xquad-r").mkdir(parents=True)

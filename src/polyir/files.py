@@ -104,6 +104,22 @@ def read_jsonl(path: str | Path, torn_tail: bool = False) -> Iterator[tuple[int,
         raise InputError("empty file; expected one JSON object per line", path)
 
 
+def read_json(path: str | Path, expected: str, kind: type = dict) -> Any:
+    """A JSON file's value, or an InputError naming the file and `expected` when it is malformed, holds a key
+    twice, or is not a `kind` (a file torn by a kill, or edited by hand)."""
+    path = Path(path)
+    try:
+        value = json.loads(read_text(path), object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as error:
+        raise InputError(f"malformed JSON ({error.msg}, column {error.colno}); expected {expected}", path,
+                         error.lineno) from None
+    except ValueError as error:
+        raise InputError(f"{error}; expected {expected}", path) from None
+    if not isinstance(value, kind):
+        raise InputError(f"a JSON {type(value).__name__}; expected {expected}", path)
+    return value
+
+
 def _json_object(line: str, path: Path, number: int) -> dict[str, Any]:
     try:
         record = json.loads(line, object_pairs_hook=_unique_keys)

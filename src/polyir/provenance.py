@@ -84,9 +84,10 @@ def read(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         return {}  # unreadable: differs from any fingerprint
+    return value if isinstance(value, dict) else {}
 
 
 def write(folder: Path, value: dict[str, Any]) -> None:

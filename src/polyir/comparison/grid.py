@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ValidationError
 
 from polyir import guard, provenance
 from polyir.config import CompareConfig, CompareDataConfig, RunSettings, SamplingConfig, StepConfig, TrainConfig
@@ -225,12 +226,24 @@ def run_lexical(config: CompareConfig, data: CompareDataConfig, redo: bool = Fal
                  lambda: Untrained(dev={}, test=_test(lexical, config, data)))
 
 
+def _kept(path: Path, record: type[BaseModel]):
+    """A result polyir wrote, or None when there is none or it is damaged (torn, edited): then, with a warning, it
+    is made again, since polyir can."""
+    if not path.is_file():
+        return None
+    try:
+        return record.model_validate_json(path.read_bytes())
+    except ValidationError as error:
+        log.warning("%s is damaged (%s); making it again", path, error.errors()[0]["msg"])
+        return None
+
+
 def _once(folder: Path, expected: dict, what: str, redo: bool, evaluate) -> Untrained:
     """A grid-wide evaluation kept in folder/result.json with its fingerprint: reused only for the same settings
     and data (provenance.reusable), else `evaluate()`d and written all-or-nothing."""
     if provenance.reusable(folder, expected, f"{what} (output_dir/{folder.name})", redo) and \
-            (folder / RESULT).is_file():
-        return Untrained.model_validate_json((folder / RESULT).read_text())
+            (kept := _kept(folder / RESULT, Untrained)) is not None:
+        return kept
     log.info("%s: evaluating", what)
     result = evaluate()
     with atomic_dir(folder, overwrite=True) as staging:
@@ -247,8 +260,9 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     folder = Path(train.output_dir)
     expected = cell_fingerprint(config, train, data)
     started = (folder / "log.jsonl").exists() or (folder / RESULT).exists()
-    if started and provenance.reusable(folder, expected, f"cell {cell.name}", redo) and (folder / RESULT).is_file():
-        return CellResult.model_validate_json((folder / RESULT).read_text())
+    if started and provenance.reusable(folder, expected, f"cell {cell.name}", redo) and \
+            (kept := _kept(folder / RESULT, CellResult)) is not None:
+        return kept
     Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress, fingerprint=expected,
             start_dev=start_dev).run()
     model = BiEncoder.from_pretrained(folder / "model").to("cuda" if torch.cuda.is_available() else "cpu")

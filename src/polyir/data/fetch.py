@@ -19,7 +19,7 @@ from pathlib import Path
 
 from polyir.data.registry import Remote
 from polyir.errors import InputError
-from polyir.files import atomic_file
+from polyir.files import atomic_file, read_json
 from polyir.provenance import checksum
 
 CHECKSUMS = "checksums.json"
@@ -71,8 +71,17 @@ def download(url: str, target: Path, expected: str | None = None) -> str:
 
 
 def _recorded(folder: Path) -> dict[str, str]:
+    """The checksums recorded at first download. A damaged record is an error, never silently made anew: that
+    would trust whatever the publisher serves now."""
     path = folder / CHECKSUMS
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    expected = ("{file: SHA-256} as recorded at first download (remove the file, or the folder, to download and "
+                "record them again)")
+    recorded = read_json(path, expected)
+    if not all(isinstance(value, str) and len(value) == 64 for value in recorded.values()):
+        raise InputError(f"a value is not a SHA-256; expected {expected}", path)
+    return recorded
 
 
 def _verify(folder: Path, files: list[Remote], recorded: dict[str, str]) -> None:

@@ -8,24 +8,32 @@ import json
 from pathlib import Path
 
 from polyir.config import EncoderSettings
+from polyir.errors import InputError
+from polyir.files import read_json
 
 
 def sentence_transformers_settings(path: Path) -> dict:
     """Read pooling, normalisation, prompts and length from a sentence-transformers folder, when it is one."""
     if not (path / "modules.json").is_file():
         return {}
-    modules = json.loads((path / "modules.json").read_text())
+    modules = read_json(path / "modules.json", "sentence-transformers' list of modules", list)
+    if not all(isinstance(m, dict) and isinstance(m.get("type"), str) and isinstance(m.get("path"), str)
+               for m in modules):
+        raise InputError("expected sentence-transformers' list of modules, each with a 'type' and a 'path'",
+                         path / "modules.json")
     found: dict = {"normalize": any(m["type"].endswith("Normalize") for m in modules)}
     for module in modules:
         if module["type"].endswith("Pooling"):
-            pooling = json.loads((path / module["path"] / "config.json").read_text())
+            pooling = read_json(path / module["path"] / "config.json", "a pooling configuration")
             found["pooling"] = "cls" if pooling.get("pooling_mode_cls_token") else "mean"
     if (path / "sentence_bert_config.json").is_file():
-        length = json.loads((path / "sentence_bert_config.json").read_text()).get("max_seq_length")
+        length = read_json(path / "sentence_bert_config.json", "sentence-transformers' settings").get(
+            "max_seq_length")
         if length:
             found["max_query_length"] = found["max_passage_length"] = length
     if (path / "config_sentence_transformers.json").is_file():
-        prompts = json.loads((path / "config_sentence_transformers.json").read_text()).get("prompts") or {}
+        prompts = read_json(path / "config_sentence_transformers.json",
+                            "sentence-transformers' configuration").get("prompts") or {}
         for kind in ("query", "passage"):
             if kind in prompts:
                 found[f"{kind}_prefix"] = prompts[kind]

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from polyir.errors import InputError
-from polyir.files import append_jsonl, atomic_file, cut_torn_tail, read_text, text_lines
+from polyir.files import append_jsonl, atomic_file, cut_torn_tail, read_json, text_lines
 
 HEADER = "cache.json"
 FORMAT = 1
@@ -33,10 +33,7 @@ class TranslationCache:
             raise InputError("the translation cache must be a folder", self.folder)
         path = self.folder / HEADER
         if path.is_file():
-            try:
-                found = json.loads(read_text(path))
-            except json.JSONDecodeError as error:
-                raise InputError(f"malformed JSON ({error.msg}); expected the cache's header", path) from None
+            found = read_json(path, "the cache's header ({\"format\", \"model\", \"revision\"})")
             if found != header:
                 raise InputError(f"this cache was written by {found.get('model')} @ {found.get('revision')} (format "
                                  f"{found.get('format')}), not {model} @ {revision}; expected a cache of the same "

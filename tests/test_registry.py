@@ -4,6 +4,7 @@ and downloads through a local file:// mirror, offline and missing-file messages.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -13,7 +14,7 @@ import pytest
 
 from polyir.data import read_beir
 from polyir.data.converters import convert
-from polyir.data.fetch import Missing, Unreachable, download, in_cache
+from polyir.data.fetch import Missing, Unreachable, download, in_cache, mirrored
 from polyir.data.named import available_tasks, named_tasks
 from polyir.data.registry import Remote, lookup, parse, registry, remotes
 from polyir.errors import InputError
@@ -227,24 +228,35 @@ def test_data_cli_lists_gets_and_refuses_unknown_names(tmp_path, cache):
 
 
 class _RangeServer:
-    """A loopback HTTP server of one payload that honours `Range: bytes=N-` (206), as the hub and GitHub do."""
+    """A loopback HTTP server of one payload that honours `Range: bytes=N-` (206) and `If-Range` with its ETag (a
+    changed file is served whole, 200), as the hub and GitHub do; a range past the end is 416."""
 
     def __init__(self, payload: bytes):
+        import hashlib
         import http.server
         import threading
 
         self.ranges: list[str | None] = []
+        self.payload = payload
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - the http.server hook
+                body, etag = outer.payload, f'"{hashlib.sha256(outer.payload).hexdigest()[:16]}"'
                 wanted = self.headers.get("Range")
                 outer.ranges.append(wanted)
+                if wanted and self.headers.get("If-Range") not in (None, etag):
+                    wanted = None  # not the same file: the whole of it
                 start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted else 0
+                if start >= len(body) and wanted:
+                    self.send_response(416)
+                    self.end_headers()
+                    return
                 self.send_response(206 if wanted else 200)
-                self.send_header("Content-Length", str(len(payload) - start))
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(body) - start))
                 self.end_headers()
-                self.wfile.write(payload[start:])
+                self.wfile.write(body[start:])
 
             def log_message(self, *args):
                 pass
@@ -254,19 +266,58 @@ class _RangeServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
-def test_an_interrupted_download_resumes_with_a_range_request(tmp_path, monkeypatch):
+def test_an_interrupted_download_resumes_only_when_the_server_proves_the_file_unchanged(tmp_path, monkeypatch):
     payload = (FIXTURES / "tatoeba" / "tatoeba.swh-eng.swh").read_bytes()
     server = _RangeServer(payload)
     monkeypatch.setenv("POLYIR_MIRROR", server.url)
-    target = tmp_path / "raw" / "tatoeba.swh-eng.swh"
-    target.parent.mkdir()
-    target.with_name(target.name + ".part").write_bytes(payload[:4000])  # what a killed run left
+    url = TATOEBA + "data/tatoeba/v1/tatoeba.swh-eng.swh"
     expected = lookup("tatoeba").files["text"].sha256["swh"]
-    assert download(TATOEBA + "data/tatoeba/v1/tatoeba.swh-eng.swh", target, expected) == expected
+
+    def killed_after(target: Path, size: int) -> None:
+        """A first download that a kill stopped after `size` bytes: its part and the response's validator."""
+        assert download(url, target, expected) == expected
+        target.with_name(target.name + ".part").write_bytes(target.read_bytes()[:size])
+        etag = f'"{hashlib.sha256(server.payload).hexdigest()[:16]}"'
+        target.with_name(target.name + ".part.json").write_text(json.dumps({"url": mirrored(url), "validator": etag}))
+        target.unlink()
+
+    target = tmp_path / "raw" / "tatoeba.swh-eng.swh"
+    killed_after(target, 4000)
+    server.ranges.clear()
+    assert download(url, target, expected) == expected
     assert server.ranges == ["bytes=4000-"] and target.read_bytes() == payload
+    assert not target.with_name(target.name + ".part.json").exists()
+    # the publisher changed the file since the part was fetched: the old prefix never meets the new tail
+    changed = tmp_path / "raw" / "changed.swh"
+    killed_after(changed, 4000)
+    server.payload = payload.replace(b"a", b"A", 1)
+    assert download(url, changed) == hashlib.sha256(server.payload).hexdigest()
+    assert changed.read_bytes() == server.payload
+    # a part without a validator (or a range the server cannot satisfy) is no proof: fetched afresh
+    server.payload = payload
+    for name, part in (("plain.swh", payload[:4000]), ("whole.swh", payload)):
+        bare = tmp_path / "raw" / name
+        bare.with_name(name + ".part").write_bytes(part)
+        if name == "whole.swh":
+            etag = f'"{hashlib.sha256(payload).hexdigest()[:16]}"'
+            bare.with_name(name + ".part.json").write_text(json.dumps({"url": mirrored(url), "validator": etag}))
+        assert download(url, bare, expected) == expected and bare.read_bytes() == payload
     bad = tmp_path / "raw" / "again.swh"
-    bad.with_name(bad.name + ".part").write_bytes(b"x" * 4000)  # a damaged part: the whole file fails its check
-    with pytest.raises(InputError, match="checksum mismatch"):
-        download(TATOEBA + "data/tatoeba/v1/tatoeba.swh-eng.swh", bad, expected)
-    assert not bad.exists() and not bad.with_name(bad.name + ".part").exists()
+    bad.with_name(bad.name + ".part").write_bytes(b"x" * 4000)  # a damaged part: fetched afresh, then checked
+    assert download(url, bad, expected) == expected
     server.server.shutdown()
+
+
+def test_a_recorded_checksum_holds_for_every_later_download_and_a_folder_mirror(tmp_path, monkeypatch, cache):
+    source = tmp_path / "mirror" / "example.org" / "file.txt"
+    write(source, "first\n")
+    monkeypatch.setenv("POLYIR_MIRROR", str(tmp_path / "mirror"))  # a folder, not a file:// URL
+    files = [Remote("corpus", "xx", "file.txt", "https://example.org/file.txt", None)]
+    folder = in_cache(tmp_path / "raw", files)
+    recorded = (folder / "checksums.json").read_text()
+    write(source, "changed by the publisher\n")
+    (folder / "file.txt").unlink()  # a cache cleared by hand: downloaded again, checked against the record
+    with pytest.raises(InputError, match="recorded at first download in .*checksums.json: the publisher's file has "
+                                         "changed since"):
+        in_cache(folder, files)
+    assert (folder / "checksums.json").read_text() == recorded and not (folder / "file.txt").exists()

@@ -1,10 +1,10 @@
 """Downloads that resume, verify and never leave half a file in place.
 
 A file is fetched into `<name>.part` beside its target (continued with an HTTP Range request when a part is
-there), checked against its pinned SHA-256, then renamed. Files published without a pinned checksum get theirs
-recorded in the folder's `checksums.json` on first download and checked on every later use. $POLYIR_MIRROR
-(a base URL, e.g. file:///srv/mirror) serves every URL from `<mirror>/<host>/<path>` instead: offline copies,
-tests."""
+there and the server proves the file unchanged), checked against its pinned SHA-256, then renamed. Files published
+without a pinned checksum get theirs recorded in the folder's `checksums.json` on first download and checked on
+every later use and download; a record is never rewritten. $POLYIR_MIRROR (a base URL, e.g. file:///srv/mirror, or
+a folder) serves every URL from `<mirror>/<host>/<path>` instead: offline copies, tests."""
 
 from __future__ import annotations
 
@@ -35,39 +35,60 @@ class Unreachable(Missing):
 
 
 def mirrored(url: str) -> str:
+    """`url` as served by $POLYIR_MIRROR: a base URL (file:///srv/mirror, http://...) or a plain folder."""
     mirror = os.environ.get("POLYIR_MIRROR")
     if not mirror:
         return url
+    if "://" not in mirror:
+        mirror = Path(mirror).resolve().as_uri()
     parts = urllib.parse.urlsplit(url)
     return f"{mirror.rstrip('/')}/{parts.netloc}{parts.path}"
 
 
-def download(url: str, target: Path, expected: str | None = None) -> str:
-    """Fetch `url` into `target` (resuming a `.part` left by an interrupted run); return the file's SHA-256."""
+def download(url: str, target: Path, expected: str | None = None, whose: str = "") -> str:
+    """Fetch `url` into `target` and return the file's SHA-256. A `.part` left by an interrupted run is resumed
+    only when the server proves the file unchanged (`If-Range` with the validator of the first response, answered
+    206); otherwise the whole file is fetched again, so an old prefix never meets a new tail. `whose`: where
+    `expected` comes from, for the message."""
     source = mirrored(url)
     part = target.with_name(target.name + ".part")
+    meta = target.with_name(target.name + ".part.json")
     target.parent.mkdir(parents=True, exist_ok=True)
-    offset = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(source, headers={"Range": f"bytes={offset}-"} if offset else {})
+    validator = _validator(meta, source) if part.is_file() else None
+    offset = part.stat().st_size if validator else 0
+    headers = {"Range": f"bytes={offset}-", "If-Range": validator} if validator else {}
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            resumed = offset and getattr(response, "status", 200) == 206
+        with urllib.request.urlopen(urllib.request.Request(source, headers=headers), timeout=60) as response:
+            resumed = bool(validator) and getattr(response, "status", 200) == 206
+            if not resumed:
+                found = response.headers.get("ETag") or response.headers.get("Last-Modified")
+                meta.write_text(json.dumps({"url": source, "validator": found}))
             with part.open("ab" if resumed else "wb") as out:
                 shutil.copyfileobj(response, out, 1 << 20)
     except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # the part is already whole
-            pass
-        else:
-            raise InputError(f"cannot download {source}: the server answered {error.code} {error.reason}") from None
+        if error.code == 416 and validator:  # not proof that the part is whole: fetch the file afresh
+            part.unlink()
+            return download(url, target, expected, whose)
+        raise InputError(f"cannot download {source}: the server answered {error.code} {error.reason}") from None
     except OSError as error:
         raise Unreachable(f"cannot download {source} ({getattr(error, 'reason', error)})") from None
     actual = checksum(part)
+    meta.unlink(missing_ok=True)
     if expected is not None and actual != expected:
         part.unlink()
-        raise InputError(f"checksum mismatch for {source}: expected SHA-256 {expected}, got {actual}; the file was "
-                         "removed (run again to download it afresh)")
+        raise InputError(f"checksum mismatch for {source}: expected SHA-256 {expected}{whose}, got {actual}; the "
+                         "file was removed (run again to download it afresh)")
     os.replace(part, target)
     return actual
+
+
+def _validator(meta: Path, source: str) -> str | None:
+    """The ETag (or Last-Modified) the first response of an interrupted download gave, for the same source."""
+    try:
+        found = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return found.get("validator") if isinstance(found, dict) and found.get("url") == source else None
 
 
 def _recorded(folder: Path) -> dict[str, str]:
@@ -121,12 +142,15 @@ def in_cache(folder: Path, files: list[Remote], show: bool = True) -> Path:
                           f"with a folder holding {folder.name}/{remote.path}")
         if show:
             log.info("downloading %s (%d of %d)", remote.url, done + 1, len(missing))
-        try:
-            actual = download(remote.url, folder / remote.path, remote.sha256)
+        try:  # a checksum recorded at first download holds for every later download too
+            actual = download(remote.url, folder / remote.path, remote.sha256 or recorded.get(remote.path),
+                              "" if remote.sha256 or remote.path not in recorded else
+                              f" (recorded at first download in {folder / CHECKSUMS}: the publisher's file has "
+                              "changed since; remove that record to accept the new file)")
         except Unreachable as error:
             raise Unreachable(f"{error}; offline, pass --data-dir D with the publisher's files in D/: "
                               f"{_listing(Path(folder.name), missing[done:])}") from None
-        if remote.sha256 is None:
+        if remote.sha256 is None and remote.path not in recorded:
             recorded[remote.path] = actual
             with atomic_file(folder / CHECKSUMS) as out:
                 json.dump(recorded, out, indent=1, sort_keys=True)

@@ -105,7 +105,7 @@ def test_benchmark_bad_input_exits_2(tmp_path, data_dir):
     for args, message in ((["--suite", "low-resourse"], "no suite 'low-resourse'; expected a suite file or one of: "
                                                         "low-resource"),
                           (["--task", "mircl:sw"], "did you mean miracl"),
-                          (["--task", "ciral:ha"], "--task ciral:ha: 3 file(s) missing"),
+                          (["--task", "ciral:ha"], "no task to run: ciral:ha: 3 file(s) missing"),
                           ([], "expected --suite NAME or --task")):
         result = polyir("benchmark", "--model", "bm25", "--out", tmp_path / "out", "--data-dir", data_dir, *args,
                         env=env)
@@ -147,3 +147,20 @@ def test_results_rows_keep_their_languages_and_survive_a_torn_row(tmp_path, data
     assert "torn" in ran.stderr
     rows = [json.loads(line) for line in results.read_text().splitlines()]  # every line whole again
     assert [r["languages"] for r in rows] == [["eng_Latn", "swh_Latn"], ["eng_Latn", "hau_Latn"]]
+
+
+def test_a_users_folder_beside_named_tasks_and_absent_ones_skipped(tmp_path, data_dir):
+    env = {"POLYIR_CACHE": tmp_path / "cache", "POLYIR_MIRROR": (tmp_path / "offline").as_uri()}
+    mine = tmp_path / "my-collection"
+    prepared = polyir("prepare", "bitext", data_dir / "flores-sib200", mine, "--pivot", "eng_Latn", "--langs",
+                      "eng_Latn,hau_Latn")
+    assert prepared.returncode == 0, prepared.stderr
+    result = polyir("benchmark", "--model", "bm25", "--task", mine, "--task", "flores-200:swh_Latn", "--task",
+                    "ciral:ha", "--data-dir", data_dir, "--quiet", "--out", tmp_path / "out", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "skipped ciral:ha: 3 file(s) missing" in result.stderr  # named on the command line, absent: skipped
+    metrics = json.loads((tmp_path / "out" / "bm25" / "metrics.json").read_text())
+    assert set(metrics) == {"my-collection", "flores-200"}
+    assert set(metrics["my-collection"]["cross"]) == {"hau_Latn->eng_Latn"}
+    rows = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert {(r["task"], r["split"]) for r in rows} == {("my-collection", "test"), ("flores-200", "test")}

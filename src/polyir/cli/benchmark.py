@@ -24,8 +24,8 @@ def benchmark(
     out: Annotated[Path, typer.Option(help="Output folder: summary.md and <model>/metrics.json, runs/.")],
     model: Annotated[list[str], typer.Option(help="Model folder, hub id, pkg:MODULE, or bm25 (repeat).")],
     suite: Annotated[str | None, typer.Option(help="Suite name (low-resource, multilingual-qa) or YAML file.")] = None,
-    task: Annotated[list[str] | None, typer.Option(help="Named task NAME[:LANG,...] (repeat; with or without "
-                                                        "--suite).")] = None,
+    task: Annotated[list[str] | None, typer.Option(help="Named task NAME[:LANG,...], or a BEIR folder of your own "
+                                                        "(repeat; with or without --suite).")] = None,
     data_dir: DataDir = None,
     fusion: Annotated[float | None, typer.Option(min=0.0, max=1.0, help=(
         "Also fuse each dense model with BM25: w x dense + (1 - w) x BM25, min-max over each top 100."))] = None,
@@ -37,22 +37,21 @@ def benchmark(
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
-    """Evaluate models on named tasks; tasks whose files are missing are skipped, with what to get."""
+    """Evaluate models on named tasks (and BEIR folders of your own); tasks whose files are missing are skipped,
+    with what to get."""
     from polyir.evaluation import benchmark as bench
 
     quiet_libraries(quiet)
     if suite is None and not task:
         raise InputError("expected --suite NAME or --task NAME[:LANG] (see `polyir data list`)")
     specs = [*(bench.load_suite(suite).tasks if suite else []), *(task or [])]
-    inputs = [*([data_dir] if data_dir else []), *filter(None, map(model_source, model))]
+    inputs = [*([data_dir] if data_dir else []), *filter(None, map(model_source, model)),
+              *(Path(spec) for spec in specs if Path(spec).is_dir())]
     check_output(out, inputs)
     results = results or out.parent / "results.jsonl"
     check_output_file(results, [*inputs, out])
     device = resolve_device(device)
     found, missing = bench.gather(specs, data_dir)
-    explicit = [spec for spec in missing if spec in (task or [])]
-    if explicit:
-        raise InputError(f"--task {explicit[0]}: {missing[explicit[0]]}")
     if not found:
         raise InputError("no task to run: " + "; ".join(f"{s}: {m}" for s, m in missing.items()))
     entrants = bench.contenders(model, fusion, device)

@@ -19,14 +19,14 @@ from polyir.provenance import checksum
 
 @dataclass(frozen=True)
 class NamedTask:
-    spec: str  # as asked for, e.g. miracl:sw
-    entry: Entry
+    spec: str  # as asked for, e.g. miracl:sw, or a user's BEIR folder
+    entry: Entry | None  # None for a user's folder
     langs: list[str]
     folder: Path  # the converted BEIR folder
 
     @property
     def split(self) -> str:
-        return self.entry.split
+        return self.entry.split if self.entry else "test"
 
 
 def _publisher_files(entry: Entry, langs: list[str], data_dir: Path | None) -> tuple[Path, list[Path]]:

@@ -47,9 +47,16 @@ def load_suite(name: str) -> Suite:
 
 
 def gather(specs: list[str], data_dir: Path | None) -> tuple[list[NamedTask], dict[str, str]]:
-    """The tasks whose files are here (or downloadable), and for the others what is missing."""
+    """The tasks whose files are here (or downloadable), and for the others what is missing. A spec that is a
+    folder is a user's own BEIR collection, benchmarked beside the named ones."""
+    from polyir.data import read_beir
+
     found, missing = [], {}
     for spec in specs:
+        if Path(spec).is_dir():
+            task = read_beir(Path(spec))
+            found.append(NamedTask(spec, None, sorted({*task.query_languages, *task.corpus_languages}), Path(spec)))
+            continue
         here, absent = available_tasks(spec, data_dir)
         found += here
         if absent:

@@ -51,6 +51,11 @@ def test_every_entry_is_complete_and_its_paths_are_distinct():
     assert {"sw", "yo", "te", "bn", "hi", "th"} <= set(lookup("miracl").languages)
     assert set(lookup("ciral").languages) == {"ha", "so", "sw", "yo"}
     assert len(lookup("africlirmatrix").languages) == 15 and len(lookup("tatoeba").languages) == 112
+    # judged queries, as counted in the publisher's pinned qrels (castorini/africlirmatrix at 5b301c2): Igbo's
+    # topics file has 1,000 queries, its qrels judge 500 of them
+    judged = {"afr": 1500, "amh": 1500, "ary": 500, "arz": 1500, "hau": 1500, "ibo": 500, "nso": 500, "sna": 500,
+              "som": 1000, "swa": 1500, "tir": 50, "twi": 250, "wol": 250, "yor": 1000, "zul": 1000}
+    assert {lang: info.queries for lang, info in lookup("africlirmatrix").languages.items()} == judged
 
 
 def test_unknown_names_and_languages_suggest_the_closest():

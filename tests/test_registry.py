@@ -58,6 +58,19 @@ def test_every_entry_is_complete_and_its_paths_are_distinct():
     assert {lang: info.queries for lang, info in lookup("africlirmatrix").languages.items()} == judged
 
 
+def test_miracl_hindi_and_telugu_corpora_come_in_two_shards_and_a_missing_one_says_so(tmp_path):
+    entry = lookup("miracl")
+    for lang, shards in (("hi", 2), ("te", 2), ("th", 2), ("sw", 1)):
+        corpus = [r.path for r in remotes(entry, lang) if r.path.startswith("miracl-corpus")]
+        assert corpus == [f"miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz" for i in range(shards)], lang
+    folder = tmp_path / "data" / (entry.folder or entry.name)
+    for remote in remotes(entry, "hi"):
+        if not remote.path.endswith("docs-1.jsonl.gz"):
+            write(folder / remote.path, "")
+    found, missing = available_tasks("miracl:hi", tmp_path / "data")
+    assert not found and "1 file(s) missing" in missing[0] and "miracl-corpus-v1.0-hi/docs-1.jsonl.gz" in missing[0]
+
+
 def test_unknown_names_and_languages_suggest_the_closest():
     with pytest.raises(InputError, match="no task 'miracle'.*did you mean miracl"):
         parse("miracle:sw")

@@ -227,8 +227,15 @@ def test_offline_and_missing_files_say_exactly_which(tmp_path, monkeypatch):
     assert not found and len(missing) == 2
     assert "empty/ciral/topics.ciral-v1.0-ha-test-a.tsv (from https://raw.githubusercontent.com" in missing[0]
     assert "passages-v1.0/somali_passages.jsonl (from https://huggingface.co/datasets/CIRAL" in missing[1]
-    with pytest.raises(Missing, match="pass --data-dir D with the publisher's files in D/: ciral/topics"):
+    with pytest.raises(Missing, match=r"pass --data-dir D holding every one of the task's 3 file\(s\) in D/ .*: "
+                                      "ciral/topics"):
         named_tasks("ciral:ha")
+    # a cache holding some of the files: the hint still names every file a --data-dir folder must hold
+    files = [Remote("corpus", "xx", name, f"https://example.org/{name}", None) for name in ("a.txt", "b.txt")]
+    write(tmp_path / "raw" / "a.txt", "here\n")
+    with pytest.raises(Unreachable, match=r"still missing here: b.txt\. .*every one of the task's 2 file\(s\).*"
+                                          r"raw/a.txt .*raw/b.txt"):
+        in_cache(tmp_path / "raw", files)
     with pytest.raises(Missing, match="mlqa-r/ar.json .not downloadable"):
         named_tasks("mlqa-r:ar", tmp_path / "empty")
 

@@ -148,8 +148,10 @@ def in_cache(folder: Path, files: list[Remote], show: bool = True) -> Path:
                               f" (recorded at first download in {folder / CHECKSUMS}: the publisher's file has "
                               "changed since; remove that record to accept the new file)")
         except Unreachable as error:
-            raise Unreachable(f"{error}; offline, pass --data-dir D with the publisher's files in D/: "
-                              f"{_listing(Path(folder.name), missing[done:])}") from None
+            still = ", ".join(r.path for r in missing[done:])
+            raise Unreachable(f"{error}; still missing here: {still}. Offline, pass --data-dir D holding every "
+                              f"one of the task's {len(files)} file(s) in D/ (a folder replaces the cache, not "
+                              f"only the missing files): {_listing(Path(folder.name), files)}") from None
         if remote.sha256 is None and remote.path not in recorded:
             recorded[remote.path] = actual
             with atomic_file(folder / CHECKSUMS) as out:

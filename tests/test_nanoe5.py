@@ -257,3 +257,22 @@ def test_a_damaged_cache_is_reported_removed_and_rebuilt(tmp_path, e5, tiny_task
     assert result.returncode == 0, result.stdout + result.stderr
     assert json.loads((copy / "config.json").read_text())["hidden_size"] == 384
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())
+
+
+def test_a_file_added_to_the_converted_model_is_damage_too(tmp_path, e5, tiny_task):
+    """A prompts file dropped into the converted folder would change the model's prefixes silently."""
+    cache = tmp_path / "cache"
+    copy = cache / "models" / e5.name
+    shutil.copytree(e5, copy, copy_function=os.link)
+    (copy / "config_sentence_transformers.json").unlink()
+    (copy / "config_sentence_transformers.json").write_text(
+        (e5 / "config_sentence_transformers.json").read_text().replace("query: ", "search: "))
+    (copy / "notes.txt").write_text("added by hand\n")
+    result = evaluate_with(tmp_path, tiny_task, POLYIR_CACHE=cache)
+    assert result.returncode == 2 and "damaged (config_sentence_transformers.json has changed" in \
+        result.stderr.replace("\n", ""), result.stderr
+    shutil.copytree(e5, copy, copy_function=os.link)
+    (copy / "notes.txt").write_text("added by hand\n")
+    result = evaluate_with(tmp_path, tiny_task, POLYIR_CACHE=cache)
+    assert result.returncode == 2 and "damaged (notes.txt was added)" in result.stderr.replace("\n", "")
+    assert not copy.exists()

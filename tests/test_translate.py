@@ -297,6 +297,7 @@ def test_translate_train_from_train_jsonl_beir_and_squad(english_beir, parallel_
     assert {e.id: e.positive["en"] for e in squad} == answers  # the sentence that holds the answer
     config = write_config(tmp_path / "train.yaml", tmp_path / "run", tiny_m2m100, tmp_path / "squad",
                           **{"data.languages": ["en", "sw", "yo"], "data.dev": [str(english_beir)],
+                             "data.allow_overlap": True,  # the dev folder holds the same questions: a smoke test
                              "optim.max_steps": 2, "eval.metric": "mono/map"})
     trained = polyir("train", "--config", config, "--quiet")
     assert trained.returncode == 0, trained.stderr
@@ -380,7 +381,8 @@ def test_compare_builds_translated_sets_once_and_names_languages_never_trained(e
                            "name": "en-mt"}]}
     config = dict(GRID, output_dir=str(out), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),
                   dataset={"name": "xquad-r", "languages": ["de", "en", "el"], "dev": 0.1, "test": 0.1},
-                  data={}, translate=translate,
+                  data={"allow_overlap": True},  # the miniature translates all 12 articles, dev and test ones too
+                  translate=translate,
                   grid={"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 4}],
                         "seeds": [0]}, budget={"examples": 8}, test={"lexical": False})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))

@@ -163,6 +163,18 @@ def test_damaged_results_polyir_wrote_are_made_again(tiny_m2m100, data_dir, tmp_
     assert again[cell]["test"] == first[cell]["test"] and again[cell]["log"] == first[cell]["log"]
 
 
+def test_a_result_of_another_polyir_version_is_not_reused(tmp_path):
+    """Metrics and conversions change between versions: a fingerprint records the version, and reuse checks it."""
+    from polyir import __version__, provenance
+    from polyir.errors import InputError
+
+    expected = provenance.fingerprint({"optim.lr": 1e-3}, {})
+    provenance.write(tmp_path, {**expected, "polyir": "0.1.0"})
+    with pytest.raises(InputError, match=f"polyir version: '0.1.0' -> '{__version__}'"):
+        provenance.reusable(tmp_path, expected, "cell c", redo=False)
+    assert not provenance.reusable(tmp_path, expected, "cell c", redo=True) and not tmp_path.exists()
+
+
 def test_overwrite_never_deletes_an_input(data_dir, tmp_path):
     src = tmp_path / "src"
     (src / "xquad-r").mkdir(parents=True)

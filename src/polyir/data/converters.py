@@ -22,7 +22,7 @@ from polyir.data.registry import Entry, remotes
 from polyir.errors import InputError
 from polyir.files import read_jsonl, text_lines
 
-VERSION = 1  # bump when a converter's output changes: converted tasks in the cache are then rebuilt
+VERSION = 2  # bump when a converter's output changes (2: SIB-200 read as CSV); cached conversions are rebuilt
 
 
 def _paths(entry: Entry, lang: str, folder: Path) -> dict[str, list[Path]]:

@@ -224,6 +224,41 @@ def atomic_file(path: str | Path) -> Iterator[TextIO]:
         raise
 
 
+@contextmanager
+def replace_together(folder: str | Path, name: str = ".replacing") -> Iterator[Path]:
+    """Files and folders written into the yielded staging folder replace their namesakes in `folder` as one
+    change (report.md, results.json and plots/ of one comparison). The staging folder is committed by one rename
+    into a journal, whose entries then move into place; a kill before the commit leaves the old state, a kill
+    after it leaves a journal that the next call finishes first (so a rerun repairs, never mixes)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    journal, staging = folder / name, folder / f"{name}.new"
+    finish_replacing(folder, name)
+    shutil.rmtree(staging, ignore_errors=True)  # a write that was never committed
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    os.replace(staging, journal)
+    finish_replacing(folder, name)
+
+
+def finish_replacing(folder: Path, name: str = ".replacing") -> None:
+    """Finish a replace_together that a kill interrupted after its commit: move every entry of the journal into
+    place (each step can be repeated after another kill)."""
+    journal = folder / name
+    if not journal.is_dir():
+        return
+    for entry in sorted(journal.iterdir()):
+        target = folder / entry.name
+        if entry.is_dir() and target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+    journal.rmdir()
+
+
 def write_manifest(folder: Path, name: str, **about: Any) -> None:
     """Record every file under `folder` (relative path -> SHA-256) in `folder/name`, with `about` beside them."""
     files = {str(p.relative_to(folder)): sha256(p) for p in sorted(folder.rglob("*"))

@@ -22,7 +22,7 @@ from polyir.data.overlap import refuse_overlap
 from polyir.errors import InputError
 from polyir.evaluation import evaluate_task
 from polyir.evaluation.harness import check_metric
-from polyir.files import atomic_dir, atomic_file
+from polyir.files import atomic_dir, atomic_file, finish_replacing
 from polyir.models.biencoder import BiEncoder
 from polyir.models.packaged import resolve_model_path
 from polyir.results import CellResult, LogEntry, Untrained
@@ -303,6 +303,8 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
     created = not out.exists()
     try:
         with guard.exclusive(out):
+            if out.is_dir():
+                finish_replacing(out)  # a report that a kill left half-replaced is finished first
             data, source = prepare_data(config, data_dir, redo)
             data, translated = with_translations(config, data, Path(data_dir) if data_dir else None, redo,
                                                  show_progress)

@@ -9,18 +9,17 @@ from pathlib import Path
 from polyir.comparison.analysis import per_language_settings
 from polyir.comparison.answer import answer, unseen_languages
 from polyir.config import CompareConfig
-from polyir.files import atomic_file
+from polyir.files import replace_together
 from polyir.results import Summary
 
 
 def write(out: Path, config: CompareConfig, summary: Summary, command: str) -> Summary:
-    """results.json, report.md and plots/; returns the summary with its answer in words."""
+    """results.json, report.md and plots/, replaced together; returns the summary with its answer in words."""
     summary = summary.model_copy(update={"answer": answer(summary, config.test.metric)})
-    plots = _plots(out / "plots", summary)
-    with atomic_file(out / "results.json") as handle:
-        handle.write(summary.model_dump_json(indent=1))
-    with atomic_file(out / "report.md") as handle:
-        handle.write(_markdown(config, summary, plots, command))
+    with replace_together(out) as staging:  # one state: a kill never leaves one run's report beside another's numbers
+        plots = _plots(staging / "plots", summary)
+        (staging / "results.json").write_text(summary.model_dump_json(indent=1), encoding="utf-8")
+        (staging / "report.md").write_text(_markdown(config, summary, plots, command), encoding="utf-8")
     return summary
 
 

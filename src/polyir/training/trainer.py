@@ -27,7 +27,7 @@ from polyir.files import atomic_file, text_lines
 from polyir.models.biencoder import BiEncoder
 from polyir.models.packaged import resolve_model_path
 from polyir.results import better
-from polyir.training import checkpoints
+from polyir.training import checkpoints, kept
 from polyir.training.loader import BatchLoader
 from polyir.training.loss import InfoNCE
 from polyir.training.memory import peak_memory_gib, reset_peak_memory
@@ -181,6 +181,8 @@ class Trainer:
         if checkpoint is None:
             log.warning("%s: no complete checkpoint, starting from the beginning", self.out)
             self._truncate_log(-1)
+            if self.world.main:
+                kept.repair(self.out, None)
             return
         state = checkpoints.load(checkpoint, self.model.backbone)
         if state["world_size"] != self.world.size:
@@ -195,6 +197,9 @@ class Trainer:
         if self.model.compute is not None:  # once the whole checkpoint is in: a tied embedding may load last
             self.model.compute.refresh()
         self._truncate_log(self.step)
+        if self.world.main:
+            # the kept model is the best on dev, or without dev tasks the last one (staged at the final step)
+            kept.repair(self.out, self.best["step"] if self.best else None if self.dev else self.step)
         log.info("%s: resuming from %s", self.out, checkpoint.name)
 
     def _truncate_log(self, step: int) -> None:
@@ -251,10 +256,11 @@ class Trainer:
                 bar.set_postfix(loss=f"{entry['loss']:.4f}", pairs_s=f"{entry['pairs_per_second']:.1f}")
                 bar.update(1)
                 if main and (self.step % config.checkpoint.every_steps == 0 or self.finished):
+                    if not self.dev and self.finished:  # without dev tasks, the kept model is the last one
+                        kept.stage(self.out, self.model, {"step": self.step})
                     checkpoints.save(self.out / "checkpoints", self.step, self.model.backbone, self._state(),
                                      config.checkpoint.keep)
-            if main and not self.dev:  # without dev tasks, the model is the last one
-                self.model.save(self.out / "model")
+                    kept.promote(self.out)
         finally:
             self.loader.close()
             bar.close()
@@ -320,8 +326,8 @@ class Trainer:
         return entry
 
     def _evaluate(self, known: dict | None = None) -> dict:
-        """Dev summaries (`known` ones, or evaluated now); the model is saved as model/ when the configured metric
-        improves."""
+        """Dev summaries (`known` ones, or evaluated now); when the configured metric improves, the model is staged
+        to become model/ with the next checkpoint."""
         config = self.config
         summaries = known or {task.name: evaluate_task(self.model, task, config.eval.depth, config.eval.batch_size,
                                                        show_progress=False, world=self.world).table.summary
@@ -332,7 +338,7 @@ class Trainer:
             if self.best is None or better(self.metric, score, self.best["score"]):
                 self.best = {"step": self.step, "score": score, "metric": config.eval.metric}
                 if self.world.main:
-                    self.model.save(self.out / "model")
+                    kept.stage(self.out, self.model, self.best)
         return summaries
 
     def _tensorboard(self, entry: dict) -> None:

@@ -4,7 +4,6 @@ injected in-process at the exact moment (a real SIGKILL cannot be aimed between 
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -123,7 +122,7 @@ def test_files_replaced_together_survive_a_kill_at_every_point(tmp_path, monkeyp
             (folder / name).write_text(text)
         calls = 0
 
-        def counting(source, target):
+        def counting(source, target, kill_at=kill_at):
             nonlocal calls
             calls += 1
             if calls == kill_at:

@@ -416,3 +416,28 @@ def test_a_damaged_cache_header_is_named_not_a_traceback(tmp_path):
         with pytest.raises(InputError, match=re.escape(what)) as raised:
             TranslationCache(folder, "m", "r")
         assert str(folder / "cache.json") in str(raised.value)
+
+
+def test_a_changed_cache_entry_is_translated_again_not_served(m2m_translator, tmp_path, caplog):
+    """Every entry carries the SHA-256 of its key and translation: an entry edited (or damaged) since it was written
+    is left out with a warning and translated again; a cache of polyir 0.1 (no checksums) is rebuilt."""
+    translator = HuggingFace(str(m2m_translator), settings(), "cpu")
+    folder = tmp_path / "cache"
+    requests = [Request("The river is wide.", "en", "sw"), Request("A small village.", "en", "sw")]
+    first, stats = translate(requests, translator, TranslationCache(folder, str(m2m_translator), translator.revision),
+                             show_progress=False)
+    assert stats.generated == 2
+    entries = folder / "entries-0.jsonl"
+    rows = [json.loads(line) for line in entries.read_text().splitlines()]
+    rows[0]["translation"] = "a translation nobody made"
+    entries.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    cache = TranslationCache(folder, str(m2m_translator), translator.revision)
+    assert rows[0]["key"] not in cache and rows[1]["key"] in cache
+    assert f"{entries}: 1 entries (line 1) do not match their checksum" in caplog.text
+    again, stats = translate(requests, translator, cache, show_progress=False)
+    assert again == first and stats.generated == 1
+    header = json.loads((folder / "cache.json").read_text())
+    (folder / "cache.json").write_text(json.dumps({**header, "format": 1}))
+    old = TranslationCache(folder, str(m2m_translator), translator.revision)
+    assert not old.entries and "written by polyir 0.1" in caplog.text and not entries.exists()
+    assert json.loads((folder / "cache.json").read_text())["format"] == 2

@@ -15,6 +15,7 @@ import pytest
 from polyir.data import read_beir
 from polyir.data.converters import convert
 from polyir.data.fetch import Missing, Unreachable, download, in_cache, mirrored
+from polyir.data.lareqa import read_lareqa
 from polyir.data.named import available_tasks, named_tasks
 from polyir.data.registry import Remote, lookup, parse, registry, remotes
 from polyir.errors import InputError
@@ -250,7 +251,8 @@ def test_offline_and_missing_files_say_exactly_which(tmp_path, monkeypatch):
     with pytest.raises(Unreachable, match=r"still missing here: b.txt\. .*every one of the task's 2 file\(s\).*"
                                           r"raw/a.txt .*raw/b.txt"):
         in_cache(tmp_path / "raw", files)
-    with pytest.raises(Missing, match="mlqa-r/ar.json .not downloadable"):
+    with pytest.raises(Missing, match=r"empty/mlqa-r/ar.json \(from https://raw.githubusercontent.com/google-research-"
+                                      "datasets/lareqa/5405d2a77e83d5ccb47623a3f9e5604c3f103193/mlqa-dev-r/ar.json"):
         named_tasks("mlqa-r:ar", tmp_path / "empty")
 
 
@@ -360,3 +362,24 @@ def test_a_recorded_checksum_holds_for_every_later_download_and_a_folder_mirror(
                                          "changed since"):
         in_cache(folder, files)
     assert (folder / "checksums.json").read_text() == recorded and not (folder / "file.txt").exists()
+
+
+def test_mlqa_r_pools_its_languages_by_question_id():
+    """MLQA-R's languages hold different articles (each question is in English and one to three other languages),
+    so its questions are matched by id, not by article position: a question is relevant to its answer sentence in
+    every language that has it. The fixture is cut from LAReQA's own files (tests/fixtures/publishers/README.md)."""
+    folder = FIXTURES / "mlqa-r"
+    task = convert(lookup("mlqa-r"), ["ar", "en", "es", "hi"], folder)
+    by_lang = {lang: sum(q.lang == lang for q in task.queries) for lang in ("ar", "en", "es", "hi")}
+    assert by_lang == {"ar": 3, "en": 3, "es": 2, "hi": 2}
+    shared = "60ee75c50c8472be7cce1a24ee2cd7409ee4dd52"
+    for lang in ("ar", "en", "es", "hi"):
+        relevant = task.qrels[f"{shared}-{lang}"]
+        assert sorted(doc.split("-")[0] for doc in relevant) == ["ar", "en", "es", "hi"]
+    assert sorted(doc.split("-")[0] for doc in task.qrels["5ccbbf9918421d43463e8ed2213adfcdf85cf718-ar"]) == \
+        ["ar", "en"]
+    texts = {doc.id: doc.text for doc in task.corpus}
+    english = next(d for d in task.qrels[f"{shared}-en"] if d.startswith("en-"))
+    assert texts[english]  # the answer sentence itself, read from the publisher's sentence_breaks
+    with pytest.raises(InputError, match="articles, but ar.json has 2; expected the same articles"):
+        read_lareqa(folder, ["ar", "es"])  # a split by article needs aligned articles: said, not guessed

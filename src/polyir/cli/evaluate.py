@@ -95,11 +95,10 @@ def evaluate(
 
 def default_task(data_dir: Path | None):
     """All of XQuAD-R as one multilingual task, the LAReQA benchmark."""
-    from polyir.data.lareqa import article_count, evaluation_task, read_lareqa
+    from polyir.data.lareqa import evaluation_task, read_lareqa
     from polyir.data.sources import locate
 
-    by_lang = read_lareqa(locate("xquad-r", data_dir))
-    return evaluation_task(by_lang, list(range(article_count(by_lang))), name="xquad-r")
+    return evaluation_task(read_lareqa(locate("xquad-r", data_dir)), name="xquad-r")
 
 
 def print_summary(name: str, table) -> None:

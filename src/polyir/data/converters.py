@@ -5,7 +5,8 @@
   CIRAL: docid/title/text; AfriCLIRMatrix: id/contents). Queries without a judgement are left out, as BEIR does.
 - tatoeba: two line-aligned files (the language, its English translations): bitext retrieval into English.
 - beir: a BEIR folder as published (corpus/queries .jsonl or .jsonl.gz, a qrels .tsv).
-- lareqa: LAReQA `<lang>.json` files (XQuAD-R, MLQA-R): every article, every language pooled.
+- lareqa: LAReQA `<lang>.json` files (XQuAD-R, MLQA-R): every article, every language pooled, questions matched
+  across languages by id.
 - sib200: SIB-200's `<code>/{train,dev,test}.tsv` (index_id, category, text) joined by index_id into
   line-aligned FLORES-200 sentences, or those lines as `<code>.txt` already: bitext retrieval into the pivot."""
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from polyir.data.beir import read_corpus, read_qrels, read_queries
 from polyir.data.bitext import aligned_task, read_bitext
-from polyir.data.lareqa import article_count, evaluation_task, read_lareqa
+from polyir.data.lareqa import evaluation_task, read_lareqa
 from polyir.data.records import Document, Query, RetrievalTask
 from polyir.data.registry import Entry, remotes
 from polyir.errors import InputError
@@ -120,8 +121,7 @@ def beir(entry: Entry, lang: str, folder: Path) -> RetrievalTask:
 
 
 def lareqa(entry: Entry, langs: list[str], folder: Path) -> RetrievalTask:
-    by_lang = read_lareqa(folder, langs)
-    return evaluation_task(by_lang, list(range(article_count(by_lang))), name=entry.name)
+    return evaluation_task(read_lareqa(folder, langs, aligned=False), name=entry.name)
 
 
 def _sib_lines(entry: Entry, lang: str, folder: Path) -> dict[int, str]:

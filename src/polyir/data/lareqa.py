@@ -2,7 +2,9 @@
 
 Candidates are every sentence of every paragraph in every language; a question's relevant candidate in a
 language is the sentence whose span holds the answer's first character. A question id is shared by all its
-translations, so a split by article keeps every version of a question on one side."""
+translations, so a split by article keeps every version of a question on one side. XQuAD-R's languages hold the
+same articles in the same order; MLQA-R's do not (each question is in English and one to three other languages),
+so it is pooled whole, by question id."""
 
 from __future__ import annotations
 
@@ -84,9 +86,10 @@ def read_language(path: Path, lang: str) -> list[Article]:
     return articles
 
 
-def read_lareqa(src_dir: str | Path, languages: list[str] | None = None) -> dict[str, list[Article]]:
-    """Every `<lang>.json` of a LAReQA folder (or those of `languages`); articles are aligned by position and
-    checked by question ids."""
+def read_lareqa(src_dir: str | Path, languages: list[str] | None = None, aligned: bool = True
+                ) -> dict[str, list[Article]]:
+    """Every `<lang>.json` of a LAReQA folder (or those of `languages`); with `aligned` (needed to split by
+    article), articles must be aligned by position, which question ids check."""
     src_dir = Path(src_dir)
     files = sorted(src_dir.glob("*.json")) if src_dir.is_dir() else []
     if languages is not None:
@@ -94,6 +97,8 @@ def read_lareqa(src_dir: str | Path, languages: list[str] | None = None) -> dict
     if not files:
         raise InputError("no <lang>.json files found; expected a LAReQA folder such as xquad-r/", src_dir)
     by_lang = {f.stem: read_language(f, f.stem) for f in files}
+    if not aligned:
+        return by_lang
     reference_lang, reference = next(iter(by_lang.items()))
     home = {q.id: a for a, article in enumerate(reference) for q in article.questions}
     for lang, articles in by_lang.items():
@@ -135,13 +140,14 @@ def training_examples(by_lang: dict[str, list[Article]], articles: list[int]) ->
     return [ParallelExample(qid, query[qid], positive[qid]) for qid in query]
 
 
-def evaluation_task(by_lang: dict[str, list[Article]], articles: list[int], name: str = "eval") -> RetrievalTask:
-    """The LAReQA retrieval task: each question is relevant to its answer sentence in every language."""
+def evaluation_task(by_lang: dict[str, list[Article]], articles: list[int] | None = None, name: str = "eval"
+                    ) -> RetrievalTask:
+    """The LAReQA retrieval task: each question is relevant to its answer sentence in every language that has it.
+    `articles`: the indices of aligned articles to use; None: every article of every language."""
     corpus, queries, asked = [], [], []
     answers: dict[str, list[str]] = {}
     for lang, lang_articles in by_lang.items():
-        for a in articles:
-            article = lang_articles[a]
+        for article in lang_articles if articles is None else [lang_articles[a] for a in articles]:
             corpus.extend(Document(doc_id, text, lang) for doc_id, text in article.sentences.items())
             for question in article.questions:
                 queries.append(Query(f"{question.id}-{lang}", question.text, lang))

@@ -22,7 +22,8 @@ GRID = {
     "grid": {"sampling": [{"strategy": "xy"}, {"strategy": "hybrid", "alpha": 0.5}],
              "step": [{"strategy": "full", "batch_size": 4},
                       {"strategy": "accumulation", "batch_size": 8, "micro_batch_size": 4},
-                      {"strategy": "gradcache", "batch_size": 8, "chunk_size": 4}],
+                      {"strategy": "gradcache", "batch_size": 8, "chunk_size": 4},
+                      {"strategy": "contaccum", "batch_size": 8, "micro_batch_size": 4, "bank_size": 8}],
              "seeds": [0, 1]},
     "budget": {"examples": 32},
     "optim": {"lr": 2e-3, "warmup_steps": 1},
@@ -47,7 +48,7 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
                  "rank_distance.png"):
         assert (out / "plots" / plot).stat().st_size > 10_000
     results = json.loads((out / "results.json").read_text())
-    assert len(results["runs"]) == 12 and len(results["strategies"]) == 6
+    assert len(results["runs"]) == 16 and len(results["strategies"]) == 8
     assert results["reference"].startswith("hybrid")
     assert {"multi", "mono", "cross"} <= set(results["significance"]["xquad-r-test"])
     assert all(0.0 <= t["p"] <= 1.0 for t in results["significance"]["xquad-r-test"]["multi"].values())
@@ -67,6 +68,7 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     assert results["lexical"]["flores-bitext"]["cross"]["map"] == bm25["table"]["summary"]["cross"]["map"]
     examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
     assert set(examples.values()) == {32}, "every run gets the same budget of examples"
+    the_negatives_each_step_strategy_gives(results, report)
     recompute_the_report_from_the_runs(out, results)
     read_against_the_untrained_model(out, results, report)
     flores_dev_and_test_lines_apart(out)
@@ -91,6 +93,22 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     after = json.loads((cell / "result.json").read_text())
     assert after["test"] == before["test"]
     assert [e["loss"] for e in after["log"]] == [e["loss"] for e in before["log"]]
+
+
+def the_negatives_each_step_strategy_gives(results, report):
+    """The audit, per query and mean over steps: b - 1 = 3 in-batch negatives for naive accumulation and ContAccum,
+    B - 1 = 7 for GradCache, 3 for the full batch of 4; ContAccum's bank of 8 fills over its first step (0, then 4
+    banked) and holds 8 from then on: (0 + 4 + 6 × 8) / 8 micro-steps = 6.5 per query over its 4 steps."""
+    negatives = {name.split(" + ")[1]: s["negatives"] for name, s in results["strategies"].items()
+                 if name.startswith("xy")}
+    in_batch = {step: n["in_batch_same_language"] + n["in_batch_other_language"] for step, n in negatives.items()}
+    assert in_batch == {"full(4)": 3, "accumulation(2×4)": 3, "gradcache(8, chunk 4)": 7,
+                        "contaccum(2×4, bank 8)": 3}
+    assert negatives["contaccum(2×4, bank 8)"]["banked"] == pytest.approx((0 + 4 + 6 * 8) / 8)
+    assert all(n["banked"] == 0 for step, n in negatives.items() if not step.startswith("contaccum"))
+    assert "## Negatives per query" in report and "| xy + contaccum(2×4, bank 8) | " in report
+    line = next(line for line in results["answer"] if line.startswith("Step strategies, map averaged over samplers"))
+    assert "contaccum(2×4, bank 8)" in line and "gradcache(8, chunk 4)" in line and "accumulation(2×4)" in line
 
 
 def recompute_the_report_from_the_runs(out, results):

@@ -42,7 +42,7 @@ def batch(size: int, seed: int = 0) -> Batch:
     def ids(longest):
         return [torch.randint(4, 4000, (int(n) - 1,), generator=g).tolist() + [2]
                 for n in torch.randint(longest // 2, longest + 1, (size,), generator=g)]
-    return Batch(ids(32), ids(128), [None] * size)
+    return Batch(ids(32), ids(128), [None] * size, [(example, 0, 0) for example in range(size)])
 
 
 loss = InfoNCE(0.05)

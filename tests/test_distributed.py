@@ -41,6 +41,7 @@ def final_weights(output_dir):
     {"strategy": "full", "batch_size": 8},
     {"strategy": "gradcache", "batch_size": 8, "chunk_size": 3},
     {"strategy": "accumulation", "batch_size": 8, "micro_batch_size": 4},
+    {"strategy": "contaccum", "batch_size": 8, "micro_batch_size": 4, "bank_size": 12},
 ])
 def test_two_processes_equal_one_process(step, tiny_m2m100_no_dropout, small_xquad, tmp_path):
     overrides = {"step": step, "optim.max_steps": 3, "optim.lr": 5e-3, "sampling.strategy": "hybrid"}
@@ -62,6 +63,13 @@ def test_two_processes_equal_one_process(step, tiny_m2m100_no_dropout, small_xqu
     assert float((ref - initial).norm() / initial.norm()) > 1e-3, "training changed the weights"
     for a, b in zip(log_of(tmp_path / "one"), log_of(tmp_path / "two")):
         assert a["examples"] == b["examples"]
+        if "negatives" in a:  # every process's queries counted: the same audit, but for where the negatives were
+            cross = b["negatives"].pop("cross_device")
+            moved = {k: a["negatives"][k] - b["negatives"][k] for k in ("in_batch_same_language",
+                                                                        "in_batch_other_language")}
+            assert cross == pytest.approx(sum(moved.values())) and cross > 0
+            assert {k: v for k, v in a["negatives"].items() if k not in moved and k != "cross_device"} == \
+                pytest.approx({k: v for k, v in b["negatives"].items() if k not in moved})
         assert (a["loss"] is None and b["loss"] is None) or abs(a["loss"] - b["loss"]) < 1e-5
         if "dev" in a:  # evaluation sharded over the two ranks gives the same metrics; the weights agree up to
             # float rounding, which can swap two near-tied documents: a few millionths of map

@@ -25,7 +25,7 @@ from polyir.results import METRICS, MULTI_ONLY, SETTINGS
 
 ENCODE_BATCH_SIZE = 128  # texts per encoding batch in evaluation, wherever none is given
 SamplingName = Literal["xx-mono", "xx", "xy", "hybrid"]  # sampling.BatchSampler
-StepName = Literal["full", "accumulation", "gradcache"]  # steps.make_step
+StepName = Literal["full", "accumulation", "gradcache", "contaccum"]  # steps.make_step
 Weighting = Literal["uniform", "proportional"]
 
 
@@ -155,11 +155,19 @@ class StepConfig(Strict):
 
     strategy: StepName = "full"
     """full: one graph over the whole batch; accumulation: naive gradient accumulation, each micro-batch its own
-    contrastive problem; gradcache: the exact full-batch gradient in memory bounded by its chunk."""
+    contrastive problem; gradcache: the exact full-batch gradient in memory bounded by its chunk; contaccum:
+    accumulation whose micro-batches also score against a memory bank of recent query and passage
+    representations (Kim et al., NeurIPS 2024)."""
     batch_size: PositiveInt = 32
     """Pairs per optimiser step: the contrastive batch (global, across processes)."""
     micro_batch_size: PositiveInt | None = None
-    """accumulation: pairs per micro-batch (required), each with its own in-batch negatives."""
+    """accumulation and contaccum: pairs per micro-batch (required), each with its own in-batch negatives."""
+    bank_size: NonNegativeInt | None = None
+    """contaccum: query and passage representations kept in the memory bank (required; 0 is naive accumulation),
+    extra negatives of every micro-batch, first in first out across optimiser steps."""
+    bank: Literal["dual", "passages"] = "dual"
+    """contaccum: bank queries and passages (dual), or passages only, the ablation that unbalances the two
+    directions' gradients."""
     chunk_size: PositiveInt | Literal["auto"] | None = None
     """Texts per forward pass: gradcache's chunk (default 'auto': passes bounded in padded positions, from free GPU
     memory), the length buckets of full (default 64 on CPU, 256 on a GPU) and accumulation (default: the
@@ -169,8 +177,16 @@ class StepConfig(Strict):
 
     @model_validator(mode="after")
     def _sizes(self) -> StepConfig:
-        if self.strategy == "accumulation" and self.micro_batch_size is None:
-            raise ValueError("step.micro_batch_size is required for strategy 'accumulation'")
+        if self.strategy in ("accumulation", "contaccum") and self.micro_batch_size is None:
+            raise ValueError(f"step.micro_batch_size is required for strategy '{self.strategy}'")
+        if self.strategy == "contaccum":
+            if self.bank_size is None:
+                raise ValueError("step.bank_size is required for strategy 'contaccum' (0 is naive accumulation)")
+            if self.micro_batch_size and self.batch_size % self.micro_batch_size:
+                raise ValueError(f"step.micro_batch_size {self.micro_batch_size} must divide step.batch_size "
+                                 f"{self.batch_size} for strategy 'contaccum'")
+        elif self.bank_size is not None or "bank" in self.model_fields_set:
+            raise ValueError(f"step.bank_size and step.bank are for strategy 'contaccum', not '{self.strategy}'")
         if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
             raise ValueError(f"step.micro_batch_size {self.micro_batch_size} exceeds step.batch_size "
                              f"{self.batch_size}; expected at most the batch")
@@ -187,13 +203,18 @@ class StepConfig(Strict):
             return f"accumulation({-(-self.batch_size // self.micro_batch_size)}×{self.micro_batch_size})"
         if self.strategy == "gradcache":
             return f"gradcache({self.batch_size}, chunk {self.chunk_size})"
+        if self.strategy == "contaccum":
+            bank = f"bank {self.bank_size}" + (" passages" if self.bank == "passages" else "")
+            return f"contaccum({self.batch_size // self.micro_batch_size}×{self.micro_batch_size}, {bank})"
         return f"full({self.batch_size})"
 
     @property
     def slug(self) -> str:
-        """For folder names: full-16, accumulation-64x16, gradcache-64x16."""
-        inner = {"full": None, "accumulation": self.micro_batch_size, "gradcache": self.chunk_size}[self.strategy]
-        return f"{self.strategy}-{self.batch_size}" + (f"x{inner}" if inner else "")
+        """For folder names: full-16, accumulation-64x16, gradcache-64x16, contaccum-64x16-m64 (m64p: passages)."""
+        inner = {"full": None, "accumulation": self.micro_batch_size, "gradcache": self.chunk_size,
+                 "contaccum": self.micro_batch_size}[self.strategy]
+        bank = f"-m{self.bank_size}" + ("p" if self.bank == "passages" else "") if self.strategy == "contaccum" else ""
+        return f"{self.strategy}-{self.batch_size}" + (f"x{inner}" if inner else "") + bank
 
 
 class OptimConfig(Strict):

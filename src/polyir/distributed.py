@@ -45,7 +45,8 @@ class World:
         if step.batch_size % self.size:
             raise InputError(f"step.batch_size {step.batch_size} must be a multiple of the {self.size} processes")
         micro = step.micro_batch_size
-        if step.strategy == "accumulation" and self.size > 1 and (micro % self.size or step.batch_size % micro):
+        if step.strategy in ("accumulation", "contaccum") and self.size > 1 and (micro % self.size or
+                                                                                step.batch_size % micro):
             raise InputError(f"step.micro_batch_size {micro} must divide step.batch_size and be a multiple of the "
                              f"{self.size} processes")
 

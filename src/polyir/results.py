@@ -74,6 +74,7 @@ class LogEntry(Record):
     train_seconds: float | None = None
     peak_memory_gib: float | None = None
     grad_norm: float | None = None
+    negatives: dict[str, float] | None = None  # per query of the step, by kind (training.negatives.FIELDS)
     dev: dict[str, dict[str, Values]] = Field(default_factory=dict)  # dev task -> its metrics.json summary
     encoder: dict[str, dict] | None = None  # on a session's first line: each encoder setting's value and source
     changed_on_resume: dict[str, list] | None = None  # settings a resume changed: key -> [old, new]
@@ -122,6 +123,7 @@ class RunSummary(Record):
     convergence: Convergence
     pairs_per_second: float
     peak_memory_gib: float | None
+    negatives: dict[str, float] = Field(default_factory=dict)  # per query, mean over the run's steps, by kind
     test: dict[str, dict[str, Values]]  # task -> setting -> macro averages
 
 
@@ -136,6 +138,7 @@ class StrategySummary(Record):
     best_dev: MeanStd
     pairs_per_second: float
     peak_memory_gib: float
+    negatives: dict[str, float] = Field(default_factory=dict)  # per query, mean over runs and steps, by kind
     test: dict[str, dict[str, dict[str, MeanStd]]]  # task -> setting -> metric -> mean ± std
 
     def to_target(self, axis: str) -> float | None:

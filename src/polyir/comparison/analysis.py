@@ -108,6 +108,7 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
             convergence=convergence(curves[r.cell], target, metric),
             pairs_per_second=sum(e.pairs_per_second for e in steps) / max(1, len(steps)),
             peak_memory_gib=max((e.peak_memory_gib for e in steps), default=None),
+            negatives=_mean_dict([e.negatives for e in steps if e.negatives]),
             test={task: evaluation.table.summary for task, evaluation in r.test.items()}))
     strategies = {name: _aggregate(group) for name, group in runs.items()}
     reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
@@ -173,7 +174,13 @@ def _aggregate(group: list[RunSummary]) -> StrategySummary:
     return StrategySummary(seeds=len(group), **to_target, auc=mean_std([r.convergence.auc for r in group]),
                            best_dev=mean_std([r.convergence.best for r in group]),
                            pairs_per_second=sum(r.pairs_per_second for r in group) / len(group),
-                           peak_memory_gib=max((r.peak_memory_gib or 0.0) for r in group), test=test)
+                           peak_memory_gib=max((r.peak_memory_gib or 0.0) for r in group),
+                           negatives=_mean_dict([r.negatives for r in group if r.negatives]), test=test)
+
+
+def _mean_dict(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Key by key mean of dicts (the negatives audit over steps or runs); {} for none."""
+    return {key: fmean(row[key] for row in rows) for key in rows[0]} if rows else {}
 
 
 def _significance(by_strategy: dict[str, list[CellResult]], reference: str, metric: str) -> dict:

@@ -24,7 +24,8 @@ def answer(summary: Summary, metric: str) -> list[str]:
     lines = [_convergence(summary)]
     lines += [_best(summary, task, setting, metric) for task, settings in summary.significance.items()
               for setting in settings]
-    optional = (_zero_shot(summary), _against_bm25(summary, metric), _indistinguishable(summary, metric))
+    optional = (_zero_shot(summary), _steps(summary, metric), _against_bm25(summary, metric),
+                _indistinguishable(summary, metric))
     lines += [line for line in optional if line]
     lines.append(_seeds(summary))
     if summary.untrained:
@@ -118,6 +119,35 @@ def _zero_shot(summary: Summary) -> str | None:
     if len(ranked) > 1:
         text += f", then {ranked[1]} ({means[ranked[1]]:.4f}), last {ranked[-1]} ({means[ranked[-1]]:.4f})"
     return text + "."
+
+
+def negatives_per_query(negatives: dict[str, float]) -> float:
+    """Every negative a query was scored against (masked translations are none)."""
+    return sum(negatives.get(kind, 0.0) for kind in ("in_batch_same_language", "in_batch_other_language",
+                                                     "cross_device", "banked", "hard"))
+
+
+def _steps(summary: Summary, metric: str) -> str | None:
+    """The step strategies ranked by test `metric` averaged over every sampler, test task and setting, each with
+    the negatives per query it trained with; None when the grid compares one step strategy."""
+    by_step: dict[str, list[str]] = {}
+    for name in summary.strategies:
+        by_step.setdefault(name.split(" + ", 1)[-1], []).append(name)
+    if len(by_step) < 2:
+        return None
+
+    def score(name: str) -> float:
+        return fmean(values[metric][0] for settings in summary.strategies[name].test.values()
+                     for values in settings.values() if metric in values)
+
+    means = {step: fmean(score(name) for name in names) for step, names in by_step.items()}
+    ranked = sorted(means, key=means.get, reverse=not better(metric, 0.0, 1.0))
+    negatives = {step: fmean(negatives_per_query(summary.strategies[n].negatives) for n in names)
+                 for step, names in by_step.items() if all(summary.strategies[n].negatives for n in names)}
+    parts = [f"{step} {means[step]:.4f}" + (f" ({negatives[step]:.0f} negatives per query)" if step in negatives
+                                             else "") for step in ranked]
+    return (f"Step strategies, {metric} averaged over samplers, test tasks and settings: " + ", ".join(parts)
+            + f"; best {ranked[0]}, last {ranked[-1]}.")
 
 
 def _against_bm25(summary: Summary, metric: str) -> str | None:

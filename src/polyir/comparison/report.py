@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from polyir.comparison.analysis import per_language_settings
-from polyir.comparison.answer import answer, unseen_languages
+from polyir.comparison.answer import answer, negatives_per_query, unseen_languages
 from polyir.config import CompareConfig
 from polyir.files import replace_together
 from polyir.results import Summary
@@ -137,6 +137,16 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
         lines.append(f"| {name} | {_fmt(a.step_to_target)} | {_fmt(a.examples_to_target)} | "
                      f"{_fmt(a.seconds_to_target, 3)} | {_fmt(a.auc, spread=spread)} | "
                      f"{_fmt(a.best_dev, spread=spread)} | {a.pairs_per_second:.1f} | {a.peak_memory_gib:.2f} |")
+    if any(a.negatives for a in s.strategies.values()):
+        lines += ["", "## Negatives per query (mean over steps: the mechanism behind the step strategies)", "",
+                  "| strategy | in-batch, same language | in-batch, other language | other devices | banked "
+                  "(age in steps) | hard (data) | total | masked as translations |", "|---" * 8 + "|"]
+        for name, a in s.strategies.items():
+            n = a.negatives
+            if n:
+                lines.append(f"| {name} | {n['in_batch_same_language']:.1f} | {n['in_batch_other_language']:.1f} | "
+                             f"{n['cross_device']:.1f} | {n['banked']:.1f} ({n['banked_age']:.2f}) | "
+                             f"{n['hard']:.1f} | {negatives_per_query(n):.1f} | {n['masked_translations']:.2f} |")
     lines += ["", "## Zero-shot quality (test tasks" + (", mean ± std over seeds)" if spread else ", one seed)"), ""]
     first = next(iter(s.strategies.values()))
     for task in first.test:

@@ -71,4 +71,4 @@ def repair(out: Path, step: int | None) -> None:
     kept = record_of(model)
     if kept is not None and kept["step"] != step:
         log.warning("%s: model/ is the model of step %s, but the checkpoint the run resumes from keeps step %s "
-                    "(a newer checkpoint was damaged); the run makes it again", out, kept["step"], step)
+                    "(a newer one is gone or damaged); the run makes it again", out, kept["step"], step)

@@ -28,8 +28,8 @@ class BatchLoader:
     def _draw(self) -> tuple[list[Pair], Future]:
         pairs = self.sampler.next_batch()
         shares = self.world.shares(pairs, self.micro or len(pairs))
-        ranks = [[p.negative is not None for p in share] for share in shares] if self.world.distributed else None
-        return pairs, self.pool.submit(Batch.of, self.model, shares[self.world.rank], self.tokenizer, ranks)
+        return pairs, self.pool.submit(Batch.of, self.model, shares[self.world.rank], self.tokenizer,
+                                       shares if self.world.distributed else None)
 
     def next(self) -> tuple[list[Pair], Batch]:
         pairs, future = self.ahead or self._draw()

@@ -1,5 +1,6 @@
-"""InfoNCE with in-batch negatives: query i's positive is passage i; every other passage of the batch, and every
-hard negative, is a negative of query i."""
+"""InfoNCE with in-batch negatives: query i's positive is passage i; every other passage of the batch (or of a
+memory bank appended to it), and every hard negative, is a negative of query i, but for what negatives.py masks
+(another language of the query's own example)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from polyir.config import OptimConfig
+from polyir.training.negatives import Audit, translations
 
 
 @dataclass(frozen=True)
@@ -25,18 +27,34 @@ class InfoNCE:
         return cls(optim.temperature, optim.symmetric)
 
     def __call__(self, queries: torch.Tensor, passages: torch.Tensor, negatives: torch.Tensor | None = None,
-                 rows: slice | None = None, denominator: int | None = None) -> torch.Tensor:
+                 rows: slice | torch.Tensor | None = None, denominator: int | None = None,
+                 meta: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                 audit: Audit | None = None) -> torch.Tensor:
         """`rows` are the queries (and passages) whose terms this process sums, `denominator` what the sum is
         divided by; the defaults give the mean over the batch. Under data parallelism each rank sums its own rows
         against every rank's candidates and divides by the global batch size, so that summed gradients are the
-        whole batch's."""
+        whole batch's. Passages may outnumber queries (a bank of passages only); row i's positive is passage i.
+
+        `meta`, the Meta rows of the queries, passages and negatives, lets negatives.translations mask false
+        negatives, and `audit` count what each row's query saw."""
         rows = rows if rows is not None else slice(0, len(queries))
-        denominator = denominator or (rows.stop - rows.start)
-        candidates = passages if negatives is None or len(negatives) == 0 else torch.cat([passages, negatives])
-        labels = torch.arange(rows.start, rows.stop, device=queries.device)
+        labels = torch.arange(len(queries), device=queries.device)[rows]
+        denominator = denominator or len(labels)
+        has_negatives = negatives is not None and len(negatives) > 0
+        candidates = torch.cat([passages, negatives]) if has_negatives else passages
         t = self.temperature
-        loss = F.cross_entropy(queries[rows].float() @ candidates.float().T / t, labels, reduction="sum")
+        logits = queries[rows].float() @ candidates.float().T / t
+        if meta is not None:
+            query_meta, passage_meta, negative_meta = meta
+            columns = torch.cat([passage_meta, negative_meta]) if has_negatives else passage_meta
+            masked = translations(query_meta[labels], columns, labels)
+            logits = logits.masked_fill(masked, float("-inf"))  # nothing masked: the same numbers, bit for bit
+            if audit is not None:
+                audit.add(query_meta[labels], columns, labels, masked)
+        loss = F.cross_entropy(logits, labels, reduction="sum")
         if self.symmetric:
-            backward = F.cross_entropy(passages[rows].float() @ queries.float().T / t, labels, reduction="sum")
-            loss = (loss + backward) / 2
+            back = passages[rows].float() @ queries.float().T / t
+            if meta is not None:
+                back = back.masked_fill(translations(passage_meta[labels], query_meta, labels), float("-inf"))
+            loss = (loss + F.cross_entropy(back, labels, reduction="sum")) / 2
         return loss / denominator

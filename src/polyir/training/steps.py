@@ -7,9 +7,14 @@
   take the full-batch loss's gradient with respect to the embeddings (the representation cache), then re-embed
   each chunk with a graph and back-propagate embedding . cached gradient. When the model draws random numbers
   (dropout), the random state of each chunk's first pass is replayed in the second, so it draws the same masks.
+- ContAccum (Kim, Lee, Kang, NeurIPS 2024): accumulation whose micro-batches also score against a memory bank of
+  recent (detached) query and passage representations: K = B/b micro-steps of b pairs, each with b - 1 + M
+  negatives per query for the cost of b; the banked queries are rows too, so the passage encoder's gradient does
+  not outgrow the query encoder's (bank.py).
 
-Every strategy encodes through `passes.ForwardPasses` and returns the loss as a tensor, so the host never waits for
-the GPU inside a step."""
+Every strategy encodes through `passes.ForwardPasses`, returns the loss as a tensor (so the host never waits for
+the GPU inside a step), masks false negatives by one rule and counts the negatives each query saw where the loss
+makes them (negatives.py; `audit` after each step)."""
 
 from __future__ import annotations
 
@@ -21,9 +26,11 @@ import torch
 from polyir.config import StepConfig
 from polyir.distributed import SINGLE, World
 from polyir.models.biencoder import BiEncoder
+from polyir.training.bank import MemoryBank
 from polyir.training.batch import KINDS, Batch
 from polyir.training.loss import InfoNCE
 from polyir.training.memory import tokens_for_memory
+from polyir.training.negatives import Audit
 from polyir.training.passes import CPU_CHUNK_SIZE, ForwardPasses, default_chunk_size
 from polyir.training.randomness import RandomState
 
@@ -39,9 +46,17 @@ class StepStrategy:
 
     def __init__(self, model: BiEncoder, loss: InfoNCE, world: World = SINGLE):
         self.model, self.loss, self.world = model, loss, world
+        self.audit = Audit()  # the negatives of the last step's queries
 
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must keep for a resumed run to step as this one would (ContAccum: its bank)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
     def _gathered(self, local: dict[str, torch.Tensor | None], batch: Batch, differentiable: bool
                   ) -> tuple[dict[str, torch.Tensor | None], dict[str, int]]:
@@ -55,9 +70,12 @@ class StepStrategy:
         return out, starts
 
     def _contrastive(self, local: dict[str, torch.Tensor | None], batch: Batch, total: int) -> torch.Tensor:
+        """This rank's rows of the loss against every rank's candidates (the audit counts this rank's queries)."""
         embedded, starts = self._gathered(local, batch, differentiable=True)
         rows = slice(starts["query"], starts["query"] + len(local["query"]))
-        return self.loss(embedded["query"], embedded["passage"], embedded["negative"], rows, total)
+        meta = batch.meta(self.model.device)
+        return self.loss(embedded["query"], embedded["passage"], embedded["negative"], rows, total,
+                         (meta["query"], meta["passage"], meta["negative"]), self.audit)
 
 
 class FullBatch(StepStrategy):
@@ -70,9 +88,11 @@ class FullBatch(StepStrategy):
         self.chunk_size = chunk_size or default_chunk_size(model.device)
 
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
+        self.audit = Audit()
         passes = ForwardPasses(self.model, batch, self.chunk_size)
         loss = self._contrastive(batch.kinds(passes.embed(self.model)), batch, total or len(batch))
         loss.backward()
+        self.audit.summed(self.world)
         return self.world.sum(loss.detach())
 
 
@@ -86,15 +106,20 @@ class Accumulation(StepStrategy):
         self.micro_batch_size, self.chunk_size = micro_batch_size, chunk_size
 
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
+        self.audit = Audit()
         share = self.micro_batch_size // self.world.size
         micros = batch.split(share)
         passes = [ForwardPasses(self.model, micro, self.chunk_size or share) for micro in micros]
         value = torch.zeros((), device=self.model.device)
         for micro, micro_passes in zip(micros, passes):
-            loss = self._contrastive(micro.kinds(micro_passes.embed(self.model)), micro, total or len(batch))
+            loss = self._micro_step(micro.kinds(micro_passes.embed(self.model)), micro, total or len(batch))
             loss.backward()
             value = value + loss.detach()
+        self.audit.summed(self.world)
         return self.world.sum(value)
+
+    def _micro_step(self, local: dict[str, torch.Tensor | None], micro: Batch, total: int) -> torch.Tensor:
+        return self._contrastive(local, micro, total)
 
 
 class GradCache(StepStrategy):
@@ -112,6 +137,7 @@ class GradCache(StepStrategy):
         self.replay, self.memory_gib = replay_random_state, memory_gib
 
     def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
+        self.audit = Audit()  # every rank computes every row: its audit is the whole batch's already
         if self.chunk_size == "auto":
             self.chunk_size, self.chunk_tokens = self._auto_chunk(batch.texts)
         replay = self.model.draws_random_numbers if self.replay is None else self.replay
@@ -126,8 +152,9 @@ class GradCache(StepStrategy):
         local = batch.kinds(torch.cat(first).float()[passes.inverse])
         gathered, starts = self._gathered(local, batch, differentiable=False)
         reps = {kind: None if value is None else value.requires_grad_() for kind, value in gathered.items()}
+        meta = batch.meta(self.model.device)
         loss = self.loss(reps["query"], reps["passage"], reps["negative"], slice(0, len(reps["query"])),
-                         total or len(batch))
+                         total or len(batch), (meta["query"], meta["passage"], meta["negative"]), self.audit)
         loss.backward()
         cached = torch.cat([reps[kind].grad[starts[kind]:starts[kind] + len(local[kind])]
                             for kind in KINDS if local[kind] is not None])[passes.order]
@@ -150,10 +177,65 @@ class GradCache(StepStrategy):
         return None, tokens
 
 
+class ContAccum(Accumulation):
+    """Accumulation with a memory bank of `bank_size` query and passage representations (`dual=False`: passages
+    only). In each micro-step, this micro-batch's queries and the banked queries are the rows, this micro-batch's
+    passages, the banked passages and the hard negatives the candidates (a banked query's positive is its banked
+    passage); the micro-step's representations are then enqueued. A micro-step's loss is the sum over its rows
+    divided by K × (b + banked query rows), so that with an empty bank it is naive accumulation's exactly. The
+    bank persists across optimiser steps (its entries age) and is part of the checkpoint."""
+
+    def __init__(self, model: BiEncoder, loss: InfoNCE, micro_batch_size: int, bank_size: int, dual: bool = True,
+                 world: World = SINGLE, chunk_size: int | None = None):
+        super().__init__(model, loss, micro_batch_size, world, chunk_size)
+        self.bank = MemoryBank(bank_size, dual)
+        self.steps = 0  # optimiser steps taken: the clock the bank's ages are read on
+
+    def backward(self, batch: Batch, total: int | None = None) -> torch.Tensor:
+        value = super().backward(batch, total)
+        self.steps += 1
+        return value
+
+    def _micro_step(self, local: dict[str, torch.Tensor | None], micro: Batch, total: int) -> torch.Tensor:
+        embedded, starts = self._gathered(local, micro, differentiable=True)
+        meta = micro.meta(self.model.device)
+        banked_queries, banked_passages, banked_query_meta, banked_passage_meta = self.bank.read(
+            self.steps, self.model.device)
+        queries, query_meta = embedded["query"], meta["query"]
+        passages, passage_meta = embedded["passage"], meta["passage"]
+        local_rows = torch.arange(starts["query"], starts["query"] + len(local["query"]), device=queries.device)
+        rows, banked_rows = local_rows, 0
+        if banked_passages is not None:
+            passages = torch.cat([passages, banked_passages])
+            passage_meta = torch.cat([passage_meta, banked_passage_meta])
+        if banked_queries is not None:  # each rank takes its share of the banked rows, so that their sum is one
+            banked_rows = len(banked_queries)
+            mine = torch.arange(len(queries) + self.world.rank, len(queries) + banked_rows, self.world.size,
+                                device=queries.device)
+            queries = torch.cat([queries, banked_queries])
+            query_meta = torch.cat([query_meta, banked_query_meta])
+            rows = torch.cat([local_rows, mine])
+        steps = -(-total // self.micro_batch_size)  # K
+        loss = self.loss(queries, passages, embedded["negative"], rows, steps * (len(embedded["query"]) + banked_rows),
+                         (query_meta, passage_meta, meta["negative"]), self.audit)
+        self.bank.push(embedded["query"], embedded["passage"], meta["query"], meta["passage"], self.steps)
+        return loss
+
+    def state_dict(self) -> dict:
+        return {"bank": self.bank.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.bank.load_state_dict(state["bank"], self.model.device)
+        self.steps = state["steps"]
+
+
 def make_step(config: StepConfig, model: BiEncoder, loss: InfoNCE, world: World = SINGLE) -> StepStrategy:
     """The strategy a step configuration names (config.StepName)."""
     if config.strategy == "full":
         return FullBatch(model, loss, world, config.chunk_size)
     if config.strategy == "accumulation":
         return Accumulation(model, loss, config.micro_batch_size, world, config.chunk_size)
+    if config.strategy == "contaccum":
+        return ContAccum(model, loss, config.micro_batch_size, config.bank_size, config.bank == "dual", world,
+                         config.chunk_size)
     return GradCache(model, loss, config.chunk_size or "auto", world=world, memory_gib=config.memory_gib)

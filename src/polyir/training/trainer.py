@@ -149,7 +149,7 @@ class Trainer:
         except BaseException:
             self.lock.close()
             raise
-        micro = config.step.micro_batch_size if config.step.strategy == "accumulation" else None
+        micro = config.step.micro_batch_size if config.step.strategy in ("accumulation", "contaccum") else None
         self.loader = BatchLoader(self.sampler, self.model, self.world, micro)
         self.writer = None
 
@@ -174,6 +174,7 @@ class Trainer:
         return {"step": self.step, "examples": self.examples_seen, "seconds": self.seconds,
                 "train_seconds": self.train_seconds, "best": self.best, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.loader.position,
+                "step_strategy": self.step_strategy.state_dict(),
                 "random": generator_states(), "world_size": self.world.size}
 
     def _resume(self) -> None:
@@ -191,6 +192,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
+        self.step_strategy.load_state_dict(state["step_strategy"])
         restore_generator_states(state["random"])
         self.step, self.examples_seen = state["step"], state["examples"]
         self.seconds, self.train_seconds, self.best = state["seconds"], state["train_seconds"], state["best"]
@@ -320,7 +322,8 @@ class Trainer:
         self.train_seconds += elapsed
         entry = {"step": self.step, "examples": self.examples_seen, "batch": len(pairs), "loss": loss,
                  "lr": self.scheduler.get_last_lr()[0], "pairs_per_second": len(pairs) / elapsed,
-                 "train_seconds": self.train_seconds, "peak_memory_gib": peak_memory_gib(self.device)}
+                 "train_seconds": self.train_seconds, "peak_memory_gib": peak_memory_gib(self.device),
+                 "negatives": self.step_strategy.audit.mean()}
         if norm is not None:
             entry["grad_norm"] = float(norm)
         return entry

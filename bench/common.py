@@ -101,8 +101,10 @@ def fixed_ids(count: int, vocab: int, generator: torch.Generator) -> list[list[i
 
 
 def random_batch(size: int, vocab: int, generator: torch.Generator) -> Batch:
+    """`size` random pairs, each of its own example (ids drawn too, so that a memory bank masks nothing)."""
+    examples = torch.randint(0, 2**55, (size,), generator=generator).tolist()
     return Batch(random_ids(size, QUERY, vocab, generator), random_ids(size, PASSAGE, vocab, generator),
-                 [None] * size)
+                 [None] * size, [(example, 0, 0) for example in examples])
 
 
 def synchronize(device: torch.device) -> None:

@@ -71,6 +71,7 @@ STEPS = [
     ("train", "full, bf16 weights", "m2m100", "full", 512, 256, None, "bf16-weights"),
     ("train", "full, bf16 weights", "m2m100", "full", 512, 512, None, "bf16-weights"),
     ("train", "accumulation", "m2m100", "accumulation", 512, 64, None, "bf16"),
+    ("train", "contaccum, bank 512", "m2m100", "contaccum", 512, 64, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 512, 64, None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 512, "auto", None, "bf16"),
     ("train", "gradcache", "m2m100", "gradcache", 4096, 128, None, "bf16"),
@@ -101,7 +102,7 @@ def real_token_share(model, batch: Batch, strategy: str, chunk: int | None, posi
     real = sum(map(len, batch.texts))
     if strategy == "peer":
         return real / sum(len(rows) * max(map(len, rows)) for rows in (batch.queries, batch.passages))
-    parts = batch.split(chunk) if strategy == "accumulation" else [batch]
+    parts = batch.split(chunk) if strategy in ("accumulation", "contaccum") else [batch]
     return real / sum(inputs["input_ids"].numel() for part in parts
                       for inputs in ForwardPasses(model, part, chunk, positions).inputs)
 
@@ -150,6 +151,8 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     part, name, kind, strategy, batch_size, chunk, memory_gib, precision = spec
     batch_size = max(8, int(batch_size * args.batch_scale))
     chunk = chunk if chunk == "auto" else max(2, int(chunk * args.batch_scale))
+    if strategy == "contaccum":  # its micro-batches divide the batch
+        batch_size -= batch_size % chunk
     cuda = device.type == "cuda"
     vocab = SHAPES[args.shape]["vocab"]
     batches = [random_batch(batch_size, vocab, generator) for _ in range(args.warmup + args.steps)]
@@ -165,9 +168,9 @@ def measure_steps(spec, model, args, device, generator) -> dict:
             with autocast:
                 peer([features(batch.queries, device), features(batch.passages, device)], None).backward()
     else:
-        micro = chunk if strategy == "accumulation" else None
+        micro = chunk if strategy in ("accumulation", "contaccum") else None
         config = StepConfig(strategy=strategy, batch_size=batch_size, micro_batch_size=micro, chunk_size=chunk,
-                            memory_gib=memory_gib)
+                            memory_gib=memory_gib, bank_size=batch_size if strategy == "contaccum" else None)
         polyir_step = make_step(config, model, LOSS)
 
         def step(batch):
@@ -191,7 +194,7 @@ def measure_steps(spec, model, args, device, generator) -> dict:
     median = statistics.median(seconds[args.warmup:])
     tokens = sum(len(t) for b in batches for t in b.texts) / len(batches) / batch_size
     # what "auto" became: texts on CPU, None (positions bound them) on CUDA
-    used = chunk if strategy in ("peer", "accumulation") else polyir_step.chunk_size
+    used = chunk if strategy in ("peer", "accumulation", "contaccum") else polyir_step.chunk_size
     positions = polyir_step.chunk_tokens if strategy == "gradcache" else None
     label = used if chunk != "auto" else f"auto={used}" if positions is None else f"auto={positions:,} positions"
     share = real_token_share(model, batches[0], strategy, used, positions)

@@ -1,6 +1,7 @@
-"""Step-strategy benchmark (not a test): time per step and peak memory of full, accumulation and gradcache over
-batch sizes, on CPU, through polyir's BiEncoder and step strategies, with an M2M-100 architecture large enough
-that activations dominate memory (random weights: time and memory do not depend on their values).
+"""Step-strategy benchmark (not a test): time per step and peak memory of full, accumulation, gradcache and
+contaccum (micro-batches of --chunk pairs, a bank of one batch) over batch sizes, on CPU, through polyir's
+BiEncoder and step strategies, with an M2M-100 architecture large enough that activations dominate memory (random
+weights: time and memory do not depend on their values).
 
   python bench/steps_bench.py [--batches 32,64,...] [--chunk 32]
 
@@ -61,9 +62,9 @@ def measure(model_path: str, strategy: str, batch: int, chunk: int, repeats: int
     if strategy == "gradcache-positions":  # what "auto" does on CUDA: passes bounded in positions, not texts
         step = GradCache(model, LOSS, None, chunk_tokens=chunk * PASSAGE)
     else:
-        micro = chunk if strategy == "accumulation" else None
-        step = make_step(StepConfig(strategy=strategy, batch_size=batch, micro_batch_size=micro, chunk_size=chunk),
-                         model, LOSS)
+        micro = chunk if strategy in ("accumulation", "contaccum") else None
+        step = make_step(StepConfig(strategy=strategy, batch_size=batch, micro_batch_size=micro, chunk_size=chunk,
+                                    bank_size=batch if strategy == "contaccum" else None), model, LOSS)
     batches = [Batch.of(model, sampler.next_batch()) for _ in range(repeats + 1)]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     seconds = []
@@ -83,13 +84,14 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--full-max", type=int, default=512, help="largest full batch (its memory grows linearly)")
+    parser.add_argument("--strategies", default="full,accumulation,gradcache,contaccum,gradcache-positions")
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         model_path = build_model(Path(tmp))
         rows = []
         for batch in batches:
-            for strategy in ("full", "accumulation", "gradcache", "gradcache-positions"):
+            for strategy in args.strategies.split(","):
                 if strategy == "full" and batch > args.full_max:
                     continue
                 rows.append(in_fresh_process("steps_bench", "measure", str(model_path), strategy, batch,
@@ -97,25 +99,22 @@ def main() -> None:
                 print(rows[-1], file=sys.stderr)
     by = {(r["strategy"], r["batch"]): r for r in rows}
     print(f"{time.strftime('%Y-%m-%d')}, {machine()}; "
-          f"`python bench/steps_bench.py --batches {args.batches} --chunk {args.chunk}`; "
-          f"M2M-100 encoder {ARCHITECTURE['d_model']}d x {ARCHITECTURE['encoder_layers']} layers, "
-          f"query <= 32 / passage <= 128 tokens (XQuAD-R text), dropout on; micro-batch = {args.chunk} pairs, "
-          f"{args.chunk} texts per forward pass, or {args.chunk} x {PASSAGE} positions (gradcache in positions)\n")
-    print("| batch | full s/step | accum s/step | gradcache s/step | gradcache/full time | full GiB | accum GiB | "
-          "gradcache GiB | gradcache in positions s/step | its GiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"`python bench/steps_bench.py --batches {args.batches} --chunk {args.chunk} --strategies "
+          f"{args.strategies}`; M2M-100 encoder {ARCHITECTURE['d_model']}d x {ARCHITECTURE['encoder_layers']} "
+          f"layers, query <= 32 / passage <= 128 tokens (XQuAD-R text), dropout on; micro-batch = {args.chunk} "
+          f"pairs (contaccum: and a bank of one batch), {args.chunk} texts per forward pass, or {args.chunk} x "
+          f"{PASSAGE} positions (gradcache in positions)\n")
+    print("| batch | strategy | s/step | pairs/s | time / full | peak GiB (RSS growth) |")
+    print("|---|---|---|---|---|---|")
     for batch in batches:
-        a, g, p = (by[(strategy, batch)] for strategy in ("accumulation", "gradcache", "gradcache-positions"))
-        f = by.get(("full", batch))
-        full = (f"{f['seconds']:.2f}", f"{g['seconds'] / f['seconds']:.2f}", f"{f['peak_growth_gib']:.2f}") if f \
-            else ("not run", "", "not run")
-        print(f"| {batch} | {full[0]} | {a['seconds']:.2f} | {g['seconds']:.2f} | {full[1]} | {full[2]} | "
-              f"{a['peak_growth_gib']:.2f} | {g['peak_growth_gib']:.2f} | {p['seconds']:.2f} | "
-              f"{p['peak_growth_gib']:.2f} |")
-    small, large = by[("gradcache", batches[1] if len(batches) > 2 else batches[0])], by[("gradcache", batches[-1])]
-    print(f"\ngradcache peak at batch {large['batch']} / at batch {small['batch']}: "
-          f"{large['peak_growth_gib'] / max(small['peak_growth_gib'], 1e-9):.2f}")
-
+        full = by.get(("full", batch))
+        for strategy in args.strategies.split(","):
+            r = by.get((strategy, batch))
+            if r is None:
+                continue
+            ratio = f"{r['seconds'] / full['seconds']:.2f}" if full else ""
+            print(f"| {batch} | {strategy} | {r['seconds']:.2f} | {batch / r['seconds']:.1f} | {ratio} | "
+                  f"{r['peak_growth_gib']:.2f} |")
 
 if __name__ == "__main__":
     main()

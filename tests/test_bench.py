@@ -21,7 +21,7 @@ def test_gpu_bench_runs_and_polyir_pads_less_than_the_peer(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     steps = [r for r in rows if r["part"] != "encode"]
-    assert len(steps) == 21 and len(rows) == 33  # compiled training left out by --only
+    assert len(steps) == 22 and len(rows) == 34  # compiled training left out by --only
     assert {r["precision"] for r in steps} == {"bf16", "bf16-weights"}
     assert all(r["pairs_per_second"] > 0 and 0 < r["real_tokens"] <= 1 for r in steps)
     assert all(r["passages_per_second"] > 0 for r in rows if r["part"] == "encode")

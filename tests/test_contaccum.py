@@ -215,6 +215,19 @@ def test_resume_mid_training_is_bit_identical_bank_included(monkeypatch, tiny_m2
     assert log[-1]["negatives"]["banked"] == 12 and log[1]["negatives"]["banked"] == pytest.approx(2)
 
 
+def test_contaccum_under_bf16_autocast_tracks_float32(model, parallel_examples):
+    """bf16 embeddings against a float32 bank: the loss is computed in float32 either way, so the two precisions
+    agree to bf16's rounding."""
+    pairs = batches(parallel_examples, n=8, count=2)
+    losses = {}
+    for name, context in (("fp32", torch.autocast("cpu", enabled=False)),
+                          ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+        strategy = ContAccum(model, InfoNCE(TEMPERATURE), 4, bank_size=8)
+        with context:
+            losses[name] = [float(step(model, strategy, batch)[0]) for batch in pairs]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=5e-2) and losses["bf16"] != losses["fp32"]
+
+
 def test_make_step_builds_the_configured_bank(model):
     strategy = make_step(StepConfig(strategy="contaccum", batch_size=8, micro_batch_size=4, bank_size=6,
                                     bank="passages"), model, InfoNCE())

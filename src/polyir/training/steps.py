@@ -205,14 +205,14 @@ class ContAccum(Accumulation):
         passages, passage_meta = embedded["passage"], meta["passage"]
         local_rows = torch.arange(starts["query"], starts["query"] + len(local["query"]), device=queries.device)
         rows, banked_rows = local_rows, 0
-        if banked_passages is not None:
-            passages = torch.cat([passages, banked_passages])
+        if banked_passages is not None:  # the bank is float32, like the loss; autocast may give bf16 embeddings
+            passages = torch.cat([passages.float(), banked_passages])
             passage_meta = torch.cat([passage_meta, banked_passage_meta])
         if banked_queries is not None:  # each rank takes its share of the banked rows, so that their sum is one
             banked_rows = len(banked_queries)
             mine = torch.arange(len(queries) + self.world.rank, len(queries) + banked_rows, self.world.size,
                                 device=queries.device)
-            queries = torch.cat([queries, banked_queries])
+            queries = torch.cat([queries.float(), banked_queries])
             query_meta = torch.cat([query_meta, banked_query_meta])
             rows = torch.cat([local_rows, mine])
         steps = -(-total // self.micro_batch_size)  # K

@@ -56,6 +56,22 @@ def test_an_empty_bank_is_naive_accumulation_bit_for_bit(model, parallel_example
         assert torch.equal(actual_loss, expected_loss) and torch.equal(actual, expected)
 
 
+def test_an_empty_bank_trains_the_weights_naive_accumulation_trains(tiny_m2m100, small_xquad, tmp_path):
+    """Through the trainer (AdamW, schedule, clipping): three steps of each give the same weights, bit for bit."""
+    weights = {}
+    for name, step_config in (("naive", {"strategy": "accumulation", "batch_size": 8, "micro_batch_size": 4}),
+                              ("contaccum", {"strategy": "contaccum", "batch_size": 8, "micro_batch_size": 4,
+                                             "bank_size": 0})):
+        config = write_config(tmp_path / f"{name}.yaml", tmp_path / name, tiny_m2m100, small_xquad,
+                              step=step_config, **{"optim.max_steps": 3, "eval.every_steps": 3})
+        polyir.train(config, show_progress=False)
+        weights[name] = load_file(tmp_path / name / "checkpoints" / "step-00000003" / "model.safetensors")
+    start = load_file(tiny_m2m100 / "model.safetensors")
+    assert weights["naive"].keys() == weights["contaccum"].keys()
+    assert all(torch.equal(weights["naive"][k], weights["contaccum"][k]) for k in weights["naive"])
+    assert any(not torch.equal(weights["naive"][k], start[k]) for k in start if k in weights["naive"])
+
+
 def reference_micro_step(model, pairs, banked, symmetric, total_steps):
     """InfoNCE over [local; banked queries] × [local; banked passages; hard negatives], written out: a candidate
     of the row's own example (but its positive) is left out; the sum is divided by K × (b + banked rows)."""

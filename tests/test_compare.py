@@ -216,3 +216,43 @@ def test_compare_takes_named_tasks_as_test_tasks(tiny_m2m100, data_dir, tmp_path
     assert set(results["per_language"]["flores-200"]["cross"]) == {"hau_Latn->eng_Latn"}
     assert "### flores-200" in (tmp_path / "cmp" / "report.md").read_text()
     assert any(line.startswith("One seed per strategy: the p-values are over queries") for line in results["answer"])
+
+
+def test_interpolation_with_the_starting_model_draws_a_curve_per_strategy(tiny_m2m100, data_dir, tmp_path):
+    """test.interpolate: each cell's kept model merged with the starting one at w = 0.5, tested without training;
+    the curve runs from the untrained model (w = 0) to the cell (w = 1), and its middle point is what `polyir
+    merge` and `polyir evaluate` give by hand."""
+    config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),
+                  grid={"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 4},
+                                                                  {"strategy": "accumulation", "batch_size": 8,
+                                                                   "micro_batch_size": 4}], "seeds": [0]},
+                  budget={"examples": 16}, test={"interpolate": [0.5], "lexical": False})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "cmp"
+    results = json.loads((out / "results.json").read_text())
+    points = {(p["strategy"], p["weight"]): p for p in results["interpolation"]}
+    assert sorted({w for _, w in points}) == [0.0, 0.5, 1.0] and len(points) == 6
+    untrained = results["untrained"]["xquad-r-test"]["multi"]["map"]
+    for name, strategy in results["strategies"].items():
+        assert points[(name, 0.0)]["test"]["xquad-r-test"]["multi"] == untrained
+        as_trained = strategy["test"]["xquad-r-test"]["multi"]["map"][0]
+        assert points[(name, 1.0)]["test"]["xquad-r-test"]["multi"] == as_trained
+        assert points[(name, 0.5)]["unseen"] is not None and points[(name, 0.5)]["trained"] is not None
+    cell = out / "runs" / "xy__full-4__seed0"
+    merged = polyir("merge", tiny_m2m100, cell / "model", "--weight", "0.5", "--out", tmp_path / "merged", "--quiet")
+    assert merged.returncode == 0, merged.stderr
+    by_hand = polyir("evaluate", "--model", tmp_path / "merged", "--task", out / "data" / "xquad-r-test", "--out",
+                     tmp_path / "by-hand", "--depth", "100", "--max-query-length", "24", "--max-passage-length", "48",
+                     "--quiet")
+    assert by_hand.returncode == 0, by_hand.stderr
+    expected = json.loads((tmp_path / "by-hand" / "metrics.json").read_text())["xquad-r-test"]["summary"]
+    name = next(n for n in results["strategies"] if "full" in n)
+    assert points[(name, 0.5)]["test"]["xquad-r-test"]["multi"] == pytest.approx(expected["multi"]["map"], abs=1e-6)
+    report = (out / "report.md").read_text()
+    assert "## Interpolation with the starting model" in report and f"| {name} | 0.5 | " in report
+    assert any(line.startswith("Interpolation with the starting model") for line in results["answer"])
+    stamp = (cell / "interpolated-0.5" / "result.json").stat().st_mtime_ns
+    again = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert again.returncode == 0 and (cell / "interpolated-0.5" / "result.json").stat().st_mtime_ns == stamp

@@ -465,6 +465,17 @@ class TestConfig(Strict):
     lexical: bool = True
     """BM25 (polyir.evaluation.lexical) evaluated once on the test tasks, a row of every zero-shot table: the
     lexical baseline."""
+    interpolate: list[float] = Field(default_factory=list)
+    """Weights w of each cell's kept model against the starting one, (1 − w)·start + w·trained (WiSE-FT), each
+    tested at the end of the cell without training (0 and 1 are the untrained model and the cell themselves): a
+    curve of gain against loss per strategy."""
+
+    @field_validator("interpolate")
+    @classmethod
+    def _weights(cls, weights: list[float]) -> list[float]:
+        if any(not 0.0 < w < 1.0 for w in weights) or len(set(weights)) != len(weights):
+            raise ValueError(f"expected distinct weights strictly between 0 and 1, got {weights}")
+        return sorted(weights)
 
 
 class CompareConfig(RunSettings):

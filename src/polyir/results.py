@@ -162,6 +162,17 @@ class BelowStart(Record):
     untrained: float
 
 
+class InterpolationPoint(Record):
+    """A strategy's kept model interpolated with the starting one, (1 − weight)·start + weight·trained (weight 0:
+    the untrained model, 1: the strategy as trained): its test scores, mean over seeds."""
+
+    strategy: str
+    weight: float
+    test: dict[str, dict[str, float]]  # task -> setting -> the test metric (macro average)
+    trained: float | None  # mean map per language over the test languages every one of whose sides was trained
+    unseen: float | None  # mean map per language over the entries with a language never trained on
+
+
 class Summary(Record):
     """Every number of a comparison (results.json); `answer` is the report's words on them."""
 
@@ -182,6 +193,7 @@ class Summary(Record):
     below_untrained: list[BelowStart] = Field(default_factory=list)
     lexical: dict[str, dict[str, Values]] = Field(default_factory=dict)  # BM25: task -> setting -> macro averages
     lexical_per_language: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+    interpolation: list[InterpolationPoint] = Field(default_factory=list)  # WiSE-FT curves, when asked
     machine: str
     date: str
     answer: list[str] = Field(default_factory=list)

@@ -13,12 +13,14 @@ from statistics import fmean, stdev
 from scipy import stats
 
 from polyir.config import CompareConfig, CompareDataConfig
+from polyir.languages import base_language
 from polyir.results import (
     LOWER_IS_BETTER,
     BelowStart,
     CellResult,
     Convergence,
     CurvePoint,
+    InterpolationPoint,
     LogEntry,
     MeanStd,
     PairedTest,
@@ -91,9 +93,11 @@ def paired_test(a: dict, b: dict) -> PairedTest:
 
 
 def summarise(config: CompareConfig, data: CompareDataConfig, results: list[CellResult], source: str,
-              untrained: Untrained | None = None, lexical: Untrained | None = None) -> Summary:
+              untrained: Untrained | None = None, lexical: Untrained | None = None,
+              interpolated: dict[str, dict[str, Untrained]] | None = None) -> Summary:
     """Every number of the comparison; `source` says where the prepared data came from, `untrained` holds the
-    starting model's scores that every strategy is read against, `lexical` BM25's."""
+    starting model's scores that every strategy is read against, `lexical` BM25's, `interpolated` each cell's
+    kept model merged with the starting one, by weight."""
     metric_path, share = config.eval.metric, config.target
     metric = metric_path.split("/")[1]
     curves = {r.cell: dev_curve(r.log, metric_path) for r in results}
@@ -115,8 +119,9 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
     encoder = next((e.encoder for r in results for e in r.log if e.encoder), None)
     per_language = _per_language(by_strategy)
     start = _alone(untrained)
+    trained = data.languages or _languages_of(data.train)
     return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
-                   training_languages=data.languages or _languages_of(data.train), data=source, encoder=encoder,
+                   training_languages=trained, data=source, encoder=encoder,
                    runs=[run for group in runs.values() for run in group],
                    strategies=strategies, significance=_significance(by_strategy, reference, config.test.metric),
                    per_language=per_language, machine=f"{platform.machine()}, {platform.system()}",
@@ -124,7 +129,48 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
                    untrained={task: e.table.summary for task, e in untrained.test.items()} if untrained else {},
                    untrained_per_language=start, below_untrained=_below(per_language, start),
                    lexical={task: e.table.summary for task, e in lexical.test.items()} if lexical else {},
-                   lexical_per_language=_alone(lexical))
+                   lexical_per_language=_alone(lexical),
+                   interpolation=_interpolation(by_strategy, untrained, interpolated or {}, trained or [],
+                                                config.test.metric))
+
+
+def _interpolation(by_strategy: dict[str, list[CellResult]], untrained: Untrained | None,
+                   interpolated: dict[str, dict[str, Untrained]], trained: list[str], metric: str
+                   ) -> list[InterpolationPoint]:
+    """Each strategy's curve from the untrained model (weight 0) through its interpolations to itself (weight 1),
+    over seeds; empty unless interpolations were asked for."""
+    if not any(interpolated.values()) or untrained is None:
+        return []
+    points = []
+    for name, group in by_strategy.items():
+        weights = sorted({float(w) for r in group for w in interpolated.get(r.cell, {})})
+        curve = [(0.0, [untrained] * len(group)), *((w, [interpolated[r.cell][f"{w:g}"] for r in group])
+                                                    for w in weights), (1.0, group)]
+        for weight, members in curve:
+            table = _per_language({name: members})
+            seen, unseen = split_by_training(table, name, trained)
+            test = {task: {setting: fmean(m.test[task].table.summary[setting][metric] for m in members)
+                           for setting in members[0].test[task].table.summary
+                           if metric in members[0].test[task].table.summary[setting]}
+                    for task in members[0].test}
+            points.append(InterpolationPoint(strategy=name, weight=weight, test=test, trained=seen, unseen=unseen))
+    return points
+
+
+def split_by_training(per_language: dict, name: str, trained: list[str]) -> tuple[float | None, float | None]:
+    """Mean map per language of `name` over the entries whose languages were all trained on, and over those with
+    a language never trained on (by base language: eng_Latn is the trained en); None where there are none, or the
+    training languages are unknown."""
+    if not trained:
+        return None, None
+    known = {base_language(lang) for lang in trained}
+    seen, unseen = [], []
+    for settings in per_language.values():
+        for setting in per_language_settings(settings):
+            for key, by_strategy in settings[setting].items():
+                new = any(base_language(lang) not in known for lang in key.split("->"))
+                (unseen if new else seen).append(by_strategy[name])
+    return (fmean(seen) if seen else None), (fmean(unseen) if unseen else None)
 
 
 def _languages_of(train) -> list[str] | None:

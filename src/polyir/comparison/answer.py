@@ -24,8 +24,8 @@ def answer(summary: Summary, metric: str) -> list[str]:
     lines = [_convergence(summary)]
     lines += [_best(summary, task, setting, metric) for task, settings in summary.significance.items()
               for setting in settings]
-    optional = (_zero_shot(summary), _steps(summary, metric), _against_bm25(summary, metric),
-                _indistinguishable(summary, metric))
+    optional = (_zero_shot(summary), _steps(summary, metric), _interpolation(summary),
+                _against_bm25(summary, metric), _indistinguishable(summary, metric))
     lines += [line for line in optional if line]
     lines.append(_seeds(summary))
     if summary.untrained:
@@ -148,6 +148,23 @@ def _steps(summary: Summary, metric: str) -> str | None:
                                              else "") for step in ranked]
     return (f"Step strategies, {metric} averaged over samplers, test tasks and settings: " + ", ".join(parts)
             + f"; best {ranked[0]}, last {ranked[-1]}.")
+
+
+def _interpolation(summary: Summary) -> str | None:
+    """Where interpolating with the starting model lands on the languages never trained on: each strategy's best
+    weight there, against the strategy as trained and the untrained model."""
+    points = [p for p in summary.interpolation if p.unseen is not None]
+    if not points:
+        return None
+    start = next(p.unseen for p in points if p.weight == 0.0)
+    parts = []
+    for name in dict.fromkeys(p.strategy for p in points):
+        curve = {p.weight: p for p in points if p.strategy == name}
+        top = max((w for w in curve if 0.0 < w), key=lambda w: curve[w].unseen)
+        gain = "" if curve[top].trained is None else f", trained languages {curve[top].trained:.4f}"
+        parts.append(f"{name} at w = {top:g} ({curve[top].unseen:.4f}{gain}; as trained {curve[1.0].unseen:.4f})")
+    return (f"Interpolation with the starting model, map on the languages never trained on (untrained {start:.4f}):"
+            f" " + "; ".join(parts) + ".")
 
 
 def _against_bm25(summary: Summary, metric: str) -> str | None:

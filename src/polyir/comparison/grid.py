@@ -275,6 +275,30 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     return result
 
 
+def run_interpolations(config: CompareConfig, cell: Cell, data: CompareDataConfig, redo: bool = False
+                       ) -> dict[str, Untrained]:
+    """The cell's kept model interpolated with the starting one at every `test.interpolate` weight, tested
+    (runs/<cell>/interpolated-<w>/result.json, reused while the cell and the weight are the same)."""
+    from polyir.models.merge import interpolate
+
+    train = train_config(config, cell, data)
+    folder = Path(train.output_dir)
+    cell_expected = cell_fingerprint(config, train, data)
+    out = {}
+    for weight in config.test.interpolate:
+        def evaluate(weight: float = weight) -> Untrained:
+            settings = config.model.encoder_settings()
+            start = BiEncoder.from_pretrained(config.model.name_or_path, **settings)
+            merged = interpolate(start, BiEncoder.from_pretrained(folder / "model", **settings), weight)
+            merged.to("cuda" if torch.cuda.is_available() else "cpu")
+            return Untrained(dev={}, test=_test(merged, config, data))
+
+        expected = {**cell_expected, "settings": {**cell_expected["settings"], "interpolated": weight}}
+        out[f"{weight:g}"] = _once(folder / f"interpolated-{weight:g}", expected,
+                                   f"cell {cell.name} interpolated at {weight:g}", redo, evaluate)
+    return out
+
+
 def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
     """What can be checked before the first step: the test tasks read, every cell's batches can be drawn from
     the training data, the dev tasks can give the dev metric, and no dev or test query is a training query."""
@@ -289,10 +313,11 @@ def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) 
 
 
 def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True,
-             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], Untrained, Untrained | None, str]:
-    """Every cell's result, the untrained model's, BM25's, the data they shared and where it came from. The output
-    folder is locked for the run; one this call created is removed again when bad input stops it before any cell
-    has trained."""
+             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], Untrained, Untrained | None, str,
+                                          dict[str, dict[str, Untrained]]]:
+    """Every cell's result, the untrained model's, BM25's, the data they shared and where it came from, and each
+    cell's interpolations with the starting model by weight. The output folder is locked for the run; one this call
+    created is removed again when bad input stops it before any cell has trained."""
     out = Path(config.output_dir)
     model_folder = Path(resolve_model_path(config.model.name_or_path))
     specs = [config.translate.train, *config.translate.test] if config.translate else []
@@ -313,13 +338,14 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
             validate(config, data, cells)
             untrained = run_untrained(config, data, redo)
             lexical = run_lexical(config, data, redo)
-            results = []
+            results, interpolated = [], {}
             for index, cell in enumerate(cells, start=1):
                 log.info("[%d/%d] %s", index, len(cells), cell.name)
                 start = untrained.dev if config.eval.at_start else None
                 results.append(run_cell(config, cell, data, show_progress, redo, start))
+                interpolated[cell.name] = run_interpolations(config, cell, data, redo)
     except InputError:
         if created and not any(out.glob("runs/*/log.jsonl")):
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return data, results, untrained, lexical, source
+    return data, results, untrained, lexical, source, interpolated

@@ -185,6 +185,16 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
                     cells.append(f"{value:.4f}" + (" ↓" if key in start and value < start[key] else ""))
                 lines.append(f"| {key}{mark} | " + " | ".join(cells) + " |")
             lines.append("")
+    if s.interpolation:
+        columns = [(task, setting) for task, settings in s.interpolation[0].test.items() for setting in settings]
+        lines += ["## Interpolation with the starting model (WiSE-FT: (1 − w)·untrained + w·trained, no training)",
+                  "", "| strategy | w | " + " | ".join(f"{task} {setting} {metric}" for task, setting in columns)
+                  + " | map, trained languages | map, never trained (†) |", "|---" * (4 + len(columns)) + "|"]
+        for point in s.interpolation:
+            values = [point.test.get(task, {}).get(setting) for task, setting in columns]
+            lines.append(f"| {point.strategy} | {point.weight:g} | " + " | ".join(
+                "—" if v is None else f"{v:.4f}" for v in [*values, point.trained, point.unseen]) + " |")
+        lines.append("")
     lines += ["## Language bias (rank distance in the multi setting; lower is better)", "",
               "| strategy | " + " | ".join(s.per_language) + " |", "|---" * (1 + len(s.per_language)) + "|"]
     for name, a in s.strategies.items():

@@ -287,6 +287,24 @@ class CheckpointConfig(Strict):
     """Intact checkpoints kept (the newest ones)."""
 
 
+class RetentionConfig(Strict):
+    """What fine-tuning may not take from the starting model (training/retention.py): none by default."""
+
+    l2sp: NonNegativeFloat = 0.0
+    """λ of L2-SP, a penalty λ‖θ − θ₀‖² pulling the trained weights toward the starting ones (frozen ones
+    excluded); 0: none."""
+
+    @property
+    def label(self) -> str:
+        """For tables: '' (none), l2sp(λ=0.01)."""
+        return f"l2sp(λ={self.l2sp:g})" if self.l2sp else ""
+
+    @property
+    def slug(self) -> str:
+        """For folder names: '' (none), l2sp0.01."""
+        return f"l2sp{self.l2sp:g}" if self.l2sp else ""
+
+
 class RunSettings(Strict):
     """What a single `polyir train` and every run of a `polyir compare` grid are configured by alike."""
 
@@ -304,6 +322,9 @@ class RunSettings(Strict):
     compile: bool = False
     """torch.compile the encoder (pays little, and only without M2M-100's layer drop, whose Python branch breaks
     the graph at every layer)."""
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    """What fine-tuning may not take from the starting model (in a comparison, unless grid.retention is an
+    axis)."""
 
 
 class TrainConfig(RunSettings):
@@ -431,6 +452,9 @@ class GridConfig(Strict):
     """Step strategies compared."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     """Seeds of every cell."""
+    retention: list[RetentionConfig] | None = None
+    """Retention settings compared as an axis of the grid (default: the one `retention` section, for every
+    cell)."""
 
 
 class BudgetConfig(Strict):

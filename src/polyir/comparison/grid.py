@@ -9,14 +9,22 @@ import math
 import os
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ValidationError
 
 from polyir import guard, provenance
-from polyir.config import CompareConfig, CompareDataConfig, RunSettings, SamplingConfig, StepConfig, TrainConfig
+from polyir.config import (
+    CompareConfig,
+    CompareDataConfig,
+    RetentionConfig,
+    RunSettings,
+    SamplingConfig,
+    StepConfig,
+    TrainConfig,
+)
 from polyir.data import read_beir, read_train, write_beir, write_train
 from polyir.data.overlap import refuse_overlap
 from polyir.errors import InputError
@@ -40,20 +48,23 @@ class Cell:
     sampling: SamplingConfig
     step: StepConfig
     seed: int
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def strategy(self) -> str:
-        """What the comparison compares: sampling and step strategy (seeds are repetitions)."""
-        return f"{self.sampling.label} + {self.step.label}"
+        """What the comparison compares: sampling, step strategy and retention (seeds are repetitions)."""
+        return " + ".join(x for x in (self.sampling.label, self.step.label, self.retention.label) if x)
 
     @property
     def name(self) -> str:
-        """A folder name: hybrid-a0.5__gradcache-512x64__seed0."""
-        return f"{self.sampling.slug}__{self.step.slug}__seed{self.seed}"
+        """A folder name: hybrid-a0.5__gradcache-512x64__seed0 (…__l2sp0.01 with a retention setting)."""
+        return f"{self.sampling.slug}__{self.step.slug}__seed{self.seed}" + \
+            (f"__{self.retention.slug}" if self.retention.slug else "")
 
 
 def expand(config: CompareConfig) -> list[Cell]:
-    cells = [Cell(s, t, seed) for s in config.grid.sampling for t in config.grid.step for seed in config.grid.seeds]
+    cells = [Cell(s, t, seed, r) for r in (config.grid.retention or [config.retention]) for s in config.grid.sampling
+             for t in config.grid.step for seed in config.grid.seeds]
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise InputError("the grid repeats a cell; expected distinct sampling, step and seed entries")
@@ -171,7 +182,8 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
     else:
         optim.max_seconds = budget.seconds  # the schedule's horizon stays optim.max_steps
     shared = {name: getattr(config, name) for name in RunSettings.model_fields}
-    return TrainConfig(**{**shared, "optim": optim}, output_dir=Path(config.output_dir) / "runs" / cell.name,
+    return TrainConfig(**{**shared, "optim": optim, "retention": cell.retention},
+                       output_dir=Path(config.output_dir) / "runs" / cell.name,
                        seed=cell.seed, data={"train": data.train, "languages": data.languages, "dev": data.dev,
                                              "dev_lang": data.dev_lang, "allow_overlap": data.allow_overlap},
                        sampling=cell.sampling, step=cell.step)

@@ -32,6 +32,7 @@ from polyir.training.loader import BatchLoader
 from polyir.training.loss import InfoNCE
 from polyir.training.memory import peak_memory_gib, reset_peak_memory
 from polyir.training.randomness import generator_states, restore_generator_states
+from polyir.training.retention import L2SP
 from polyir.training.sampling import BatchSampler
 from polyir.training.steps import make_step
 
@@ -135,6 +136,8 @@ class Trainer:
         if not config.data.allow_overlap:
             refuse_overlap(self.examples, dict(zip(config.data.dev, self.dev)), "data.allow_overlap")
         self.model = _model(config, self.device)
+        trained = [parameter for parameter in self.model.encoder.parameters() if parameter.requires_grad]
+        self.l2sp = L2SP(trained, config.retention.l2sp) if config.retention.l2sp else None  # anchored at the start
         self.sampler = BatchSampler.of(self.examples, config.sampling, config.step.batch_size, config.data.languages,
                                        config.seed)
         self.step_strategy = make_step(config.step, self.model, InfoNCE.of(config.optim), self.world)
@@ -314,6 +317,7 @@ class Trainer:
             last = checkpoints.newest(self.out / "checkpoints")
             raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped. The last good "
                                    f"checkpoint is {last or 'none (no checkpoint was written yet)'}")
+        penalty = self.l2sp.apply() if self.l2sp else None
         norm = (torch.nn.utils.clip_grad_norm_(self.model.encoder.parameters(), config.optim.max_grad_norm)
                 if config.optim.max_grad_norm else None)
         self.optimizer.step()
@@ -328,6 +332,8 @@ class Trainer:
                  "negatives": self.step_strategy.audit.mean()}
         if norm is not None:
             entry["grad_norm"] = float(norm)
+        if penalty is not None:
+            entry["l2sp"] = float(penalty)
         return entry
 
     def _evaluate(self, known: dict | None = None) -> dict:

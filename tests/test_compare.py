@@ -173,6 +173,34 @@ def read_against_the_untrained_model(out, results, report):
     assert found == expected
     assert any(line.startswith(("Below the untrained model", "No strategy ends below")) for line in results["answer"])
     assert ("↓" in report) == bool(expected)
+    changes_recomputed_from_the_per_query_scores(out, results, untrained, report)
+
+
+def changes_recomputed_from_the_per_query_scores(out, results, untrained, report):
+    """Every strategy's change against the untrained model, per language: the mean over queries of (mean over its
+    seeds' map − the untrained map), recomputed from result.json files; intervals around it, Holm's p no smaller
+    than the raw one; the report's gain-and-loss table, frontier plot and answer line."""
+    changes = results["changes"]
+    keys = {(t, s, k) for t, e in untrained["test"].items() for s in (("mono", "multi") if t == "xquad-r-test"
+                                                                         else ("cross",))
+            for k in e["per_query"].get(s, {})}
+    assert {(c["task"], c["setting"], c["key"]) for c in changes} == keys
+    assert len(changes) == len(keys) * len(results["strategies"])
+    runs = {run["cell"]: json.loads((out / "runs" / run["cell"] / "result.json").read_text())
+            for run in results["runs"]}
+    for change in changes[::7]:
+        cells = [r for r in runs.values() if r["strategy"] == change["strategy"]]
+        start = untrained["test"][change["task"]]["per_query"][change["setting"]][change["key"]]
+        per_seed = [r["test"][change["task"]]["per_query"][change["setting"]][change["key"]] for r in cells]
+        expected = fmean(fmean(run[q]["map"] for run in per_seed) - start[q]["map"] for q in start)
+        assert change["difference"] == pytest.approx(expected, abs=1e-12)
+        assert change["low"] <= change["difference"] <= change["high"] and change["p_holm"] >= change["p"]
+        languages = [{"eng_Latn": "en"}.get(k, k) for k in change["key"].split("->")]
+        assert change["trained"] == all(lang in {"de", "en", "es"} for lang in languages)
+    assert "## Gain and loss against the untrained model" in report and "![frontier.png](plots/frontier.png)" in report
+    assert (out / "plots" / "frontier.png").stat().st_size > 10_000
+    assert any(line.startswith("Against the untrained model (map per language, 95% bootstrap intervals over "
+                               "queries, and seeds, Holm-adjusted") for line in results["answer"])
 
 
 def flores_dev_and_test_lines_apart(out):

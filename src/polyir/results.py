@@ -162,6 +162,22 @@ class BelowStart(Record):
     untrained: float
 
 
+class Change(Record):
+    """A strategy's change against the untrained model on one test language (or pair): per-query map difference,
+    mean over seeds, with a 95% bootstrap interval and p-values (raw, and Holm-adjusted over the report)."""
+
+    strategy: str
+    task: str
+    setting: str
+    key: str
+    trained: bool  # every language of the key was trained on
+    difference: float
+    low: float
+    high: float
+    p: float
+    p_holm: float = float("nan")
+
+
 class InterpolationPoint(Record):
     """A strategy's kept model interpolated with the starting one, (1 − weight)·start + weight·trained (weight 0:
     the untrained model, 1: the strategy as trained): its test scores, mean over seeds."""
@@ -194,6 +210,7 @@ class Summary(Record):
     lexical: dict[str, dict[str, Values]] = Field(default_factory=dict)  # BM25: task -> setting -> macro averages
     lexical_per_language: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
     interpolation: list[InterpolationPoint] = Field(default_factory=list)  # WiSE-FT curves, when asked
+    changes: list[Change] = Field(default_factory=list)  # each strategy against the untrained model, per language
     machine: str
     date: str
     answer: list[str] = Field(default_factory=list)

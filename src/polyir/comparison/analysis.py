@@ -10,14 +10,17 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import fmean, stdev
 
+import numpy as np
 from scipy import stats
 
+from polyir.comparison.uncertainty import bootstrap_change, holm
 from polyir.config import CompareConfig, CompareDataConfig
 from polyir.languages import base_language
 from polyir.results import (
     LOWER_IS_BETTER,
     BelowStart,
     CellResult,
+    Change,
     Convergence,
     CurvePoint,
     InterpolationPoint,
@@ -131,7 +134,36 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
                    lexical={task: e.table.summary for task, e in lexical.test.items()} if lexical else {},
                    lexical_per_language=_alone(lexical),
                    interpolation=_interpolation(by_strategy, untrained, interpolated or {}, trained or [],
-                                                config.test.metric))
+                                                config.test.metric),
+                   changes=changes_against(by_strategy, untrained, trained or []))
+
+
+def changes_against(by_strategy: dict[str, list[CellResult]], untrained: Untrained | None, trained: list[str]
+                    ) -> list[Change]:
+    """Every strategy's change in map against the untrained model, per test task and language (the settings the
+    tables read by language), from per-query scores: a paired (over seeds, hierarchical) bootstrap interval, and
+    p-values Holm-adjusted over every change the report states."""
+    if untrained is None:
+        return []
+    known = {base_language(lang) for lang in trained}
+    changes = []
+    for name, group in by_strategy.items():
+        for task, evaluation in untrained.test.items():
+            settings = {setting: evaluation.per_query.get(setting, {}) for setting in
+                        per_language_settings(evaluation.table.settings)}
+            for setting, keys in settings.items():
+                for key, start in keys.items():
+                    runs = [r.test[task].per_query.get(setting, {}).get(key, {}) for r in group if task in r.test]
+                    queries = sorted(q for q in start if "map" in start[q] and all(q in run for run in runs))
+                    if not runs or not queries:
+                        continue
+                    differences = np.array([[run[q]["map"] - start[q]["map"] for q in queries] for run in runs])
+                    mean, low, high, p = bootstrap_change(differences)
+                    seen = bool(known) and all(base_language(lang) in known for lang in key.split("->"))
+                    changes.append(Change(strategy=name, task=task, setting=setting, key=key, trained=seen,
+                                          difference=mean, low=low, high=high, p=p))
+    adjusted = holm([c.p for c in changes])
+    return [c.model_copy(update={"p_holm": q}) for c, q in zip(changes, adjusted)]
 
 
 def _interpolation(by_strategy: dict[str, list[CellResult]], untrained: Untrained | None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from polyir.comparison.analysis import per_language_settings
-from polyir.comparison.answer import answer, negatives_per_query, unseen_languages
+from polyir.comparison.answer import ALPHA, answer, gain_and_loss, negatives_per_query, unseen_languages
 from polyir.config import CompareConfig
 from polyir.files import replace_together
 from polyir.results import Summary
@@ -85,7 +85,37 @@ def _plots(folder: Path, summary: Summary) -> list[str]:
             files.append("rank_distance.png")
             figure.savefig(folder / files[-1], dpi=110)
             plt.close(figure)
+    if summary.changes:
+        files.append(_frontier(folder, summary, colours, plt))
     return files
+
+
+def _frontier(folder: Path, summary: Summary, colours: dict, plt) -> str:
+    """Gain where a strategy trained (x) against its change on languages it never trained on (y), against the
+    untrained model: a point per strategy, a line per interpolation curve (from the untrained model at 0, 0)."""
+    figure, ax = plt.subplots(figsize=(8, 6))
+    for name, t in gain_and_loss(summary).items():
+        if t["trained"] is not None and t["unseen"] is not None:
+            ax.scatter([t["trained"]], [t["unseen"]], color=colours[name], s=60, label=name,
+                       marker="x" if t["below"] else "o")
+    start = {p.strategy: p for p in summary.interpolation if p.weight == 0.0}
+    for name in start:
+        curve = [p for p in summary.interpolation if p.strategy == name and p.trained is not None
+                 and p.unseen is not None]
+        ax.plot([p.trained - start[name].trained for p in curve], [p.unseen - start[name].unseen for p in curve],
+                color=colours[name], linewidth=1, alpha=0.7, marker=".")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("mean change in map, trained languages")
+    ax.set_ylabel("mean change in map, languages never trained on")
+    ax.set_title("Gain against loss (x: some language significantly below the untrained model; lines: "
+                 "interpolation)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(folder / "frontier.png", dpi=110)
+    plt.close(figure)
+    return "frontier.png"
 
 
 def _fmt(value, digits: int = 4, spread: bool = True) -> str:
@@ -185,6 +215,21 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
                     cells.append(f"{value:.4f}" + (" ↓" if key in start and value < start[key] else ""))
                 lines.append(f"| {key}{mark} | " + " | ".join(cells) + " |")
             lines.append("")
+    table = gain_and_loss(s)
+    if table:
+        lines += ["## Gain and loss against the untrained model", "",
+                  "Change in map per language, strategy minus untrained, mean over queries (and seeds), with its "
+                  "95% paired-bootstrap interval; significantly below or above: bootstrap p < "
+                  f"{ALPHA} after Holm's correction over the report's {len(s.changes)} comparisons. Every change "
+                  "is in results.json (`changes`); the frontier plot draws the first two columns.", "",
+                  "| strategy | mean change, trained languages | mean change, never trained † | significantly below | "
+                  "significantly above |", "|---|---|---|---|---|"]
+        for name, t in table.items():
+            below = ", ".join(f"{c.task} {c.key} {c.difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}]"
+                              for c in t["below"]) or "none"
+            values = ["—" if t[side] is None else f"{t[side]:+.4f}" for side in ("trained", "unseen")]
+            lines.append(f"| {name} | {values[0]} | {values[1]} | {below} | {len(t['above'])} |")
+        lines.append("")
     if s.interpolation:
         columns = [(task, setting) for task, settings in s.interpolation[0].test.items() for setting in settings]
         lines += ["## Interpolation with the starting model (WiSE-FT: (1 − w)·untrained + w·trained, no training)",

@@ -287,22 +287,41 @@ class CheckpointConfig(Strict):
     """Intact checkpoints kept (the newest ones)."""
 
 
+class DistillConfig(Strict):
+    """Distillation from the starting model on unlabelled text in languages the training data lacks."""
+
+    texts: dict[str, Path] = Field(min_length=1)
+    """Language code -> a UTF-8 file of one text per line (a FLORES-200 `swh_Latn.txt`, say)."""
+    weight: PositiveFloat = 1.0
+    """β: the embedding-matching loss's weight against InfoNCE's."""
+    batch_size: PositiveInt = 32
+    """Texts per optimiser step."""
+    max_texts: PositiveInt = 2000
+    """Texts read per file at most (the first ones): the teacher's embeddings are computed once for all of them."""
+
+
 class RetentionConfig(Strict):
     """What fine-tuning may not take from the starting model (training/retention.py): none by default."""
 
     l2sp: NonNegativeFloat = 0.0
     """λ of L2-SP, a penalty λ‖θ − θ₀‖² pulling the trained weights toward the starting ones (frozen ones
     excluded); 0: none."""
+    distill: DistillConfig | None = None
+    """Distillation from the frozen starting model: its embeddings of texts in languages training lacks, which the
+    trained model is held to (a squared distance, weighted against InfoNCE)."""
 
     @property
     def label(self) -> str:
-        """For tables: '' (none), l2sp(λ=0.01)."""
-        return f"l2sp(λ={self.l2sp:g})" if self.l2sp else ""
+        """For tables: '' (none), l2sp(λ=0.01), distill(β=1), both joined by ' + '."""
+        parts = [f"l2sp(λ={self.l2sp:g})" * bool(self.l2sp),
+                 f"distill(β={self.distill.weight:g})" if self.distill else ""]
+        return " + ".join(part for part in parts if part)
 
     @property
     def slug(self) -> str:
-        """For folder names: '' (none), l2sp0.01."""
-        return f"l2sp{self.l2sp:g}" if self.l2sp else ""
+        """For folder names: '' (none), l2sp0.01, distill1, l2sp0.01-distill1."""
+        parts = [f"l2sp{self.l2sp:g}" * bool(self.l2sp), f"distill{self.distill.weight:g}" if self.distill else ""]
+        return "-".join(part for part in parts if part)
 
 
 class RunSettings(Strict):

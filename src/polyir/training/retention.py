@@ -3,7 +3,16 @@ what it costs. (Also: `optim.freeze_embeddings`, and weight interpolation after 
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import torch
+
+from polyir.config import DistillConfig
+from polyir.distributed import World
+from polyir.errors import InputError
+from polyir.files import text_lines
+from polyir.models.biencoder import BiEncoder
 
 
 class L2SP:
@@ -30,3 +39,60 @@ class L2SP:
                 else:
                     parameter.grad.add_(moved, alpha=2 * self.weight)
         return self.weight * penalty
+
+
+def read_texts(texts: dict[str, Path], max_texts: int) -> tuple[list[str], list[str]]:
+    """(texts, languages) of the first `max_texts` non-blank lines of each language's file."""
+    out, langs = [], []
+    for lang, path in texts.items():
+        lines = []
+        for _, line in text_lines(path):
+            if line.strip():
+                lines.append(line.strip())
+                if len(lines) == max_texts:
+                    break
+        if not lines:
+            raise InputError("no text in the file; expected one text per line", path)
+        out += lines
+        langs += [lang] * len(lines)
+    return out, langs
+
+
+class Distillation:
+    """Distillation from the starting model: the trained model's embedding of each text is held to the frozen
+    starting model's, by the squared distance ‖s − t‖² (for unit embeddings 2 − 2·cos), averaged over a batch of
+    `batch_size` texts per step and weighted by β against InfoNCE. Both embed in eval mode (no dropout), so that
+    at step 0 the loss is 0.
+
+    Protects: the embeddings of the languages given (texts training never shows), directly where retrieval in
+    them happens. Costs: the teacher's embeddings, computed once at the start of a run (not per step), one
+    forward and backward pass over `batch_size` short texts per step. Under data parallelism each process takes
+    its share of a step's texts, divided by the whole batch, so the summed gradient is one process's."""
+
+    def __init__(self, model: BiEncoder, config: DistillConfig, seed: int, world: World):
+        self.model, self.config, self.seed, self.world = model, config, seed, world
+        texts, langs = read_texts(config.texts, config.max_texts)
+        self.ids = model.tokenize(texts, langs, "passage")
+        was_training = model.training
+        model.eval()
+        self.teacher = model.encode_ids(self.ids, sort_by_length=True).to(model.device)  # once: the frozen start
+        model.train(was_training)
+
+    def backward(self, step: int) -> torch.Tensor:
+        """Add the distillation loss's gradient of optimiser step `step` (1-based) to the model's .grad; its value
+        (this process's share)."""
+        rng = random.Random(f"{self.seed}-distill-{step}")
+        chosen = rng.sample(range(len(self.ids)), min(self.config.batch_size, len(self.ids)))
+        mine = chosen[self.world.rank::self.world.size]
+        if not mine:
+            return torch.zeros((), device=self.model.device)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            student = self.model(**self.model.collate([self.ids[i] for i in mine]))
+        finally:
+            self.model.train(was_training)
+        teacher = self.teacher[torch.tensor(mine, device=self.teacher.device)]
+        loss = self.config.weight * (student - teacher).pow(2).sum() / len(chosen)
+        loss.backward()
+        return loss.detach()

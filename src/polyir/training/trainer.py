@@ -32,7 +32,7 @@ from polyir.training.loader import BatchLoader
 from polyir.training.loss import InfoNCE
 from polyir.training.memory import peak_memory_gib, reset_peak_memory
 from polyir.training.randomness import generator_states, restore_generator_states
-from polyir.training.retention import L2SP
+from polyir.training.retention import L2SP, Distillation
 from polyir.training.sampling import BatchSampler
 from polyir.training.steps import make_step
 
@@ -50,12 +50,18 @@ def run_fingerprint(config: TrainConfig, settings: dict | None = None, inputs: d
     values = config.model_dump(mode="json", exclude={"output_dir": True, "checkpoint": True, "eval": {"batch_size"},
                                                      "data": {"train", "dev", "allow_overlap"}})
     values["model"] = config.model.model_dump(mode="json", exclude_unset=True)  # what the user set
-    files = {"data.train": config.data.train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)}}
+    files = {"data.train": config.data.train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)},
+             **{f"retention.distill.texts.{lang}": path for lang, path in _distill_texts(config).items()}}
     model = Path(resolve_model_path(config.model.name_or_path))
     if model.is_dir():
         files["model"] = model
         values["model"].pop("name_or_path")
     return provenance.fingerprint({**values, **(settings or {})}, {**files, **(inputs or {})})
+
+
+def _distill_texts(config: TrainConfig) -> dict:
+    distill = config.retention.distill
+    return dict(distill.texts) if distill else {}
 
 
 class TrainingDiverged(ModelError):
@@ -123,7 +129,8 @@ class Trainer:
         self.world.check_divides(config.step)
         self.setting, self.metric = config.eval.metric.split("/")
         model_folder = Path(resolve_model_path(config.model.name_or_path))
-        guard.check_output(self.out, [config.data.train, *config.data.dev, *([model_folder] * model_folder.is_dir())])
+        guard.check_output(self.out, [config.data.train, *config.data.dev, *_distill_texts(config).values(),
+                                      *([model_folder] * model_folder.is_dir())])
         log = self.out / "log.jsonl"
         if log.exists() and not resume:
             raise InputError("output_dir already holds a run; pass --resume to continue it, or choose another "
@@ -138,6 +145,8 @@ class Trainer:
         self.model = _model(config, self.device)
         trained = [parameter for parameter in self.model.encoder.parameters() if parameter.requires_grad]
         self.l2sp = L2SP(trained, config.retention.l2sp) if config.retention.l2sp else None  # anchored at the start
+        distill = config.retention.distill
+        self.distill = Distillation(self.model, distill, config.seed, self.world) if distill else None
         self.sampler = BatchSampler.of(self.examples, config.sampling, config.step.batch_size, config.data.languages,
                                        config.seed)
         self.step_strategy = make_step(config.step, self.model, InfoNCE.of(config.optim), self.world)
@@ -311,6 +320,7 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(config, self.device):
+            distilled = self.distill.backward(self.step + 1) if self.distill else None
             loss = float(self.step_strategy.backward(batch, len(pairs)))  # the host waits here, at the end
         self.world.sum_gradients(self.model.encoder.parameters())
         if not math.isfinite(loss):
@@ -334,6 +344,8 @@ class Trainer:
             entry["grad_norm"] = float(norm)
         if penalty is not None:
             entry["l2sp"] = float(penalty)
+        if distilled is not None:
+            entry["distill"] = float(self.world.sum(distilled))
         return entry
 
     def _evaluate(self, known: dict | None = None) -> dict:

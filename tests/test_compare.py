@@ -69,6 +69,7 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
     assert set(examples.values()) == {32}, "every run gets the same budget of examples"
     the_negatives_each_step_strategy_gives(results, report)
+    what_was_drawn(out, results, report)
     recompute_the_report_from_the_runs(out, results)
     read_against_the_untrained_model(out, results, report)
     flores_dev_and_test_lines_apart(out)
@@ -93,6 +94,19 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     after = json.loads((cell / "result.json").read_text())
     assert after["test"] == before["test"]
     assert [e["loss"] for e in after["log"]] == [e["loss"] for e in before["log"]]
+
+
+def what_was_drawn(out, results, report):
+    """The composition each run drew, logged per evaluation interval: X-X and X-Y pairs and language pairs add up
+    to the run's examples; X-Y runs draw only X-Y pairs; the report has the table."""
+    for run in results["runs"]:
+        log = [json.loads(line) for line in (out / "runs" / run["cell"] / "log.jsonl").read_text().splitlines()]
+        intervals = [e["drawn"] for e in log if "drawn" in e]
+        assert sum(d["xx"] + d["xy"] for d in intervals) == log[-1]["examples"] == 32, run["cell"]
+        assert run["drawn"]["xx"] + run["drawn"]["xy"] == sum(run["drawn"]["languages"].values()) == 32
+        if run["strategy"].startswith("xy"):
+            assert run["drawn"]["xx"] == 0 and all("->" in key for key in run["drawn"]["languages"])
+    assert "## What the samplers drew" in report and "| xy + full(4) | 64 | 0% | 100% |" in report
 
 
 def the_negatives_each_step_strategy_gives(results, report):

@@ -75,6 +75,7 @@ class LogEntry(Record):
     peak_memory_gib: float | None = None
     grad_norm: float | None = None
     negatives: dict[str, float] | None = None  # per query of the step, by kind (training.negatives.FIELDS)
+    drawn: dict | None = None  # on evaluation steps: pairs drawn since the last one (xx, xy, languages)
     dev: dict[str, dict[str, Values]] = Field(default_factory=dict)  # dev task -> its metrics.json summary
     encoder: dict[str, dict] | None = None  # on a session's first line: each encoder setting's value and source
     changed_on_resume: dict[str, list] | None = None  # settings a resume changed: key -> [old, new]
@@ -124,6 +125,7 @@ class RunSummary(Record):
     pairs_per_second: float
     peak_memory_gib: float | None
     negatives: dict[str, float] = Field(default_factory=dict)  # per query, mean over the run's steps, by kind
+    drawn: dict = Field(default_factory=dict)  # pairs drawn over the run: xx, xy, languages
     test: dict[str, dict[str, Values]]  # task -> setting -> macro averages
 
 

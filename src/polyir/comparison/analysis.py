@@ -116,6 +116,7 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
             pairs_per_second=sum(e.pairs_per_second for e in steps) / max(1, len(steps)),
             peak_memory_gib=max((e.peak_memory_gib for e in steps), default=None),
             negatives=_mean_dict([e.negatives for e in steps if e.negatives]),
+            drawn=_total_drawn([e.drawn for e in r.log if e.drawn]),
             test={task: evaluation.table.summary for task, evaluation in r.test.items()}))
     strategies = {name: _aggregate(group) for name, group in runs.items()}
     reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
@@ -254,6 +255,17 @@ def _aggregate(group: list[RunSummary]) -> StrategySummary:
                            pairs_per_second=sum(r.pairs_per_second for r in group) / len(group),
                            peak_memory_gib=max((r.peak_memory_gib or 0.0) for r in group),
                            negatives=_mean_dict([r.negatives for r in group if r.negatives]), test=test)
+
+
+def _total_drawn(intervals: list[dict]) -> dict:
+    """The pairs a run drew, over its evaluation intervals: X-X, X-Y and per language (pair)."""
+    total: dict = {"xx": 0, "xy": 0, "languages": {}}
+    for drawn in intervals:
+        total["xx"] += drawn["xx"]
+        total["xy"] += drawn["xy"]
+        for key, count in drawn["languages"].items():
+            total["languages"][key] = total["languages"].get(key, 0) + count
+    return total if intervals else {}
 
 
 def _mean_dict(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -90,6 +90,20 @@ def _plots(folder: Path, summary: Summary) -> list[str]:
     return files
 
 
+def _drawn_by_strategy(summary: Summary) -> dict[str, dict]:
+    """Each strategy's pairs drawn, summed over its runs (seeds)."""
+    out: dict[str, dict] = {}
+    for run in summary.runs:
+        if not run.drawn or not run.drawn["xx"] + run.drawn["xy"]:
+            continue
+        total = out.setdefault(run.strategy, {"xx": 0, "xy": 0, "languages": {}})
+        total["xx"] += run.drawn["xx"]
+        total["xy"] += run.drawn["xy"]
+        for key, count in run.drawn["languages"].items():
+            total["languages"][key] = total["languages"].get(key, 0) + count
+    return out
+
+
 def _frontier(folder: Path, summary: Summary, colours: dict, plt) -> str:
     """Gain where a strategy trained (x) against its change on languages it never trained on (y), against the
     untrained model: a point per strategy, a line per interpolation curve (from the untrained model at 0, 0)."""
@@ -177,6 +191,16 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
                 lines.append(f"| {name} | {n['in_batch_same_language']:.1f} | {n['in_batch_other_language']:.1f} | "
                              f"{n['cross_device']:.1f} | {n['banked']:.1f} ({n['banked_age']:.2f}) | "
                              f"{n['hard']:.1f} | {negatives_per_query(n):.1f} | {n['masked_translations']:.2f} |")
+    drawn = _drawn_by_strategy(s)
+    if drawn:
+        lines += ["", "## What the samplers drew (pairs over each run, summed over seeds)", "",
+                  "| strategy | pairs | X-X | X-Y | most drawn (query language, or query->passage) |",
+                  "|---|---|---|---|---|"]
+        for name, d in drawn.items():
+            pairs = d["xx"] + d["xy"]
+            top = sorted(d["languages"].items(), key=lambda item: -item[1])[:6]
+            lines.append(f"| {name} | {pairs} | {d['xx'] / pairs:.0%} | {d['xy'] / pairs:.0%} | "
+                         + ", ".join(f"{key} {count / pairs:.0%}" for key, count in top) + " |")
     lines += ["", "## Zero-shot quality (test tasks" + (", mean ± std over seeds)" if spread else ", one seed)"), ""]
     first = next(iter(s.strategies.values()))
     for task in first.test:

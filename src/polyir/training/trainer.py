@@ -64,6 +64,18 @@ def _distill_texts(config: TrainConfig) -> dict:
     return dict(distill.texts) if distill else {}
 
 
+def _empty_drawn() -> dict:
+    return {"xx": 0, "xy": 0, "languages": {}}
+
+
+def _count(drawn: dict, pairs) -> None:
+    """Add a batch to `drawn`: pairs in one language (X-X) or two (X-Y), and pairs per language pair."""
+    for pair in pairs:
+        drawn["xy" if pair.query_lang != pair.passage_lang else "xx"] += 1
+        key = pair.query_lang if pair.query_lang == pair.passage_lang else f"{pair.query_lang}->{pair.passage_lang}"
+        drawn["languages"][key] = drawn["languages"].get(key, 0) + 1
+
+
 class TrainingDiverged(ModelError):
     """The loss stopped being a finite number."""
 
@@ -152,6 +164,7 @@ class Trainer:
         self.step_strategy = make_step(config.step, self.model, InfoNCE.of(config.optim), self.world)
         self.optimizer, self.scheduler = _optimizer(self.model, config, self.device)
         self.step, self.examples_seen, self.seconds, self.train_seconds = 0, 0, 0.0, 0.0
+        self.drawn = _empty_drawn()  # what the sampler gave since the last evaluation
         self.best: dict | None = None
         self._recorded = False
         self.lock = ExitStack()
@@ -188,7 +201,7 @@ class Trainer:
         return {"step": self.step, "examples": self.examples_seen, "seconds": self.seconds,
                 "train_seconds": self.train_seconds, "best": self.best, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.loader.position,
-                "step_strategy": self.step_strategy.state_dict(),
+                "step_strategy": self.step_strategy.state_dict(), "drawn": self.drawn,
                 "random": generator_states(), "world_size": self.world.size}
 
     def _resume(self) -> None:
@@ -207,6 +220,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         self.step_strategy.load_state_dict(state["step_strategy"])
+        self.drawn = state["drawn"]
         restore_generator_states(state["random"])
         self.step, self.examples_seen = state["step"], state["examples"]
         self.seconds, self.train_seconds, self.best = state["seconds"], state["train_seconds"], state["best"]
@@ -266,6 +280,7 @@ class Trainer:
                 entry = self._train_step()
                 entry["seconds"] = self.seconds = time.perf_counter() - started
                 if self._evaluation_due(entry["examples"] - entry["batch"]) or self.finished:
+                    entry["drawn"], self.drawn = self.drawn, _empty_drawn()
                     entry["dev"] = self._evaluate()
                     self.seconds = time.perf_counter() - started
                 self._record(log, entry)
@@ -317,6 +332,7 @@ class Trainer:
         config = self.config
         start = time.perf_counter()
         pairs, batch = self.loader.next()
+        _count(self.drawn, pairs)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(config, self.device):

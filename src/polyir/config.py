@@ -117,11 +117,48 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-class DataConfig(Strict):
+class TrainSource(Strict):
+    """One source of a training mixture."""
+
+    path: Path
+    """A train.jsonl file."""
+    weight: PositiveFloat | None = None
+    """Its share of the drawn examples, relative to the other sources' weights (give one on every source, or
+    none)."""
+
+
+class TrainData(Strict):
+    """The training data, one file or a mixture of sources (data/mixture.py)."""
+
+    temperature: PositiveFloat | None = None
+    """α of a mixture without weights: source s is drawn with probability ∝ n_s^α (mContriever's; 1: in proportion
+    to size, small α evens the sources out); none: every example once per epoch."""
+
+    def sources(self) -> list[TrainSource]:
+        """The training sources: the one file, or the mixture's."""
+        train = self.train
+        if train is None:
+            return []
+        return list(train) if isinstance(train, list) else [TrainSource(path=train)]
+
+    @model_validator(mode="after")
+    def _mixture(self):
+        sources = self.sources()
+        weights = [source.weight is not None for source in sources]
+        if any(weights) and not all(weights):
+            raise ValueError("data.train: give a weight on every source, or on none")
+        if all(weights) and sources and self.temperature is not None:
+            raise ValueError("data.temperature and source weights both set; expected one of them")
+        return self
+
+
+class DataConfig(TrainData):
     """What `polyir train` learns from and is evaluated on while it learns."""
 
-    train: Path
-    """train.jsonl: one parallel example per line (query, positive, optional negatives, keyed by language)."""
+    train: Path | list[TrainSource] = Field(union_mode="left_to_right")
+    """train.jsonl: one parallel example per line (query, positive, optional negatives, keyed by language); or a
+    mixture, a list of sources {path, weight}, whose language codes are made one per language (en and eng_Latn
+    are one)."""
     languages: list[str] | None = None
     """Training languages (default: every language in the data); the others stay zero-shot."""
     dev: list[Path] = Field(default_factory=list)
@@ -394,11 +431,11 @@ class DatasetConfig(Strict):
         return self
 
 
-class CompareDataConfig(Strict):
+class CompareDataConfig(TrainData):
     """A comparison's own files, instead of (or beside) `dataset`."""
 
-    train: Path | None = None
-    """train.jsonl of parallel examples."""
+    train: Path | list[TrainSource] | None = Field(default=None, union_mode="left_to_right")
+    """train.jsonl of parallel examples, or a mixture of sources {path, weight} (as in `polyir train`)."""
     languages: list[str] | None = None
     """Training languages; the others are zero-shot."""
     dev: list[Path] = Field(default_factory=list)

@@ -123,7 +123,7 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
     encoder = next((e.encoder for r in results for e in r.log if e.encoder), None)
     per_language = _per_language(by_strategy)
     start = _alone(untrained)
-    trained = data.languages or _languages_of(data.train)
+    trained = data.languages or _languages_of(data)
     return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
                    training_languages=trained, data=source, encoder=encoder,
                    runs=[run for group in runs.values() for run in group],
@@ -206,13 +206,14 @@ def split_by_training(per_language: dict, name: str, trained: list[str]) -> tupl
     return (fmean(seen) if seen else None), (fmean(unseen) if unseen else None)
 
 
-def _languages_of(train) -> list[str] | None:
-    """The languages of a training file, so that the report can name the test languages it never holds."""
-    if train is None or not Path(train).is_file():
+def _languages_of(data: CompareDataConfig) -> list[str] | None:
+    """The languages of the training data, so that the report can name the test languages it never holds."""
+    sources = data.sources()
+    if not sources or not all(Path(source.path).is_file() for source in sources):
         return None
-    from polyir.data import read_train
+    from polyir.data.mixture import read_mixture
 
-    return sorted({lang for example in read_train(train) for lang in example.languages})
+    return sorted({lang for example in read_mixture(sources).examples for lang in example.languages})
 
 
 def _alone(result: Untrained | None) -> dict:

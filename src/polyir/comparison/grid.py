@@ -25,7 +25,8 @@ from polyir.config import (
     StepConfig,
     TrainConfig,
 )
-from polyir.data import read_beir, read_train, write_beir, write_train
+from polyir.data import read_beir, write_beir, write_train
+from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.errors import InputError
 from polyir.evaluation import evaluate_task
@@ -184,7 +185,8 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
     shared = {name: getattr(config, name) for name in RunSettings.model_fields}
     return TrainConfig(**{**shared, "optim": optim, "retention": cell.retention},
                        output_dir=Path(config.output_dir) / "runs" / cell.name,
-                       seed=cell.seed, data={"train": data.train, "languages": data.languages, "dev": data.dev,
+                       seed=cell.seed, data={"train": data.train, "temperature": data.temperature,
+                                             "languages": data.languages, "dev": data.dev,
                                              "dev_lang": data.dev_lang, "allow_overlap": data.allow_overlap},
                        sampling=cell.sampling, step=cell.step)
 
@@ -315,9 +317,11 @@ def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) 
     """What can be checked before the first step: the test tasks read, every cell's batches can be drawn from
     the training data, the dev tasks can give the dev metric, and no dev or test query is a training query."""
     tests = {path: read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang) for path in data.test}
-    examples = read_train(data.train)
+    mixture = read_mixture(data.sources(), data.temperature)
+    examples = mixture.examples
     for cell in cells:
-        BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed)
+        BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed, mixture.sources,
+                        mixture.probabilities)
     devs = {path: read_beir(path, lang=data.dev_lang) for path in data.dev}
     check_metric(list(devs.values()), config.eval.metric)
     if not data.allow_overlap:
@@ -334,7 +338,8 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
     model_folder = Path(resolve_model_path(config.model.name_or_path))
     specs = [config.translate.train, *config.translate.test] if config.translate else []
     translation_sources = [Path(spec.source) for spec in specs if spec is not None and Path(spec.source).exists()]
-    inputs = (data_dir, config.data.train, *config.data.dev, *config.data.test, *translation_sources,
+    inputs = (data_dir, *(source.path for source in config.data.sources()), *config.data.dev, *config.data.test,
+              *translation_sources,
               model_folder if model_folder.is_dir() else None)
     guard.check_output(out, [path for path in inputs if path])
     cells = expand(config)

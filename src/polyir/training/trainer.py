@@ -17,7 +17,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from polyir import guard, provenance
 from polyir.config import TrainConfig
-from polyir.data import read_beir, read_train
+from polyir.data import read_beir
+from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.distributed import init_world
 from polyir.errors import InputError, ModelError
@@ -50,7 +51,10 @@ def run_fingerprint(config: TrainConfig, settings: dict | None = None, inputs: d
     values = config.model_dump(mode="json", exclude={"output_dir": True, "checkpoint": True, "eval": {"batch_size"},
                                                      "data": {"train", "dev", "allow_overlap"}})
     values["model"] = config.model.model_dump(mode="json", exclude_unset=True)  # what the user set
-    files = {"data.train": config.data.train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)},
+    sources = config.data.sources()
+    train = {"data.train": sources[0].path} if isinstance(config.data.train, Path) else \
+        {f"data.train[{i}]": source.path for i, source in enumerate(sources)}
+    files = {**train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)},
              **{f"retention.distill.texts.{lang}": path for lang, path in _distill_texts(config).items()}}
     model = Path(resolve_model_path(config.model.name_or_path))
     if model.is_dir():
@@ -68,9 +72,13 @@ def _empty_drawn() -> dict:
     return {"xx": 0, "xy": 0, "languages": {}}
 
 
-def _count(drawn: dict, pairs) -> None:
-    """Add a batch to `drawn`: pairs in one language (X-X) or two (X-Y), and pairs per language pair."""
+def _count(drawn: dict, pairs, source_of: dict[str, str] | None = None) -> None:
+    """Add a batch to `drawn`: pairs in one language (X-X) or two (X-Y), pairs per language pair, and in a
+    mixture pairs per source."""
     for pair in pairs:
+        if source_of is not None:
+            sources = drawn.setdefault("sources", {})
+            sources[source_of[pair.example.id]] = sources.get(source_of[pair.example.id], 0) + 1
         drawn["xy" if pair.query_lang != pair.passage_lang else "xx"] += 1
         key = pair.query_lang if pair.query_lang == pair.passage_lang else f"{pair.query_lang}->{pair.passage_lang}"
         drawn["languages"][key] = drawn["languages"].get(key, 0) + 1
@@ -141,7 +149,8 @@ class Trainer:
         self.world.check_divides(config.step)
         self.setting, self.metric = config.eval.metric.split("/")
         model_folder = Path(resolve_model_path(config.model.name_or_path))
-        guard.check_output(self.out, [config.data.train, *config.data.dev, *_distill_texts(config).values(),
+        guard.check_output(self.out, [*(source.path for source in config.data.sources()), *config.data.dev,
+                                      *_distill_texts(config).values(),
                                       *([model_folder] * model_folder.is_dir())])
         log = self.out / "log.jsonl"
         if log.exists() and not resume:
@@ -151,7 +160,10 @@ class Trainer:
         self.changed_on_resume = self._resume_changes() if resume and log.exists() else {}
         random.seed(config.seed)
         torch.manual_seed(config.seed)
-        self.examples, self.dev = read_train(config.data.train), _dev_tasks(config)
+        mixture = read_mixture(config.data.sources(), config.data.temperature)
+        self.examples, self.dev = mixture.examples, _dev_tasks(config)
+        self.source_of = {e.id: mixture.names[s] for e, s in zip(mixture.examples, mixture.sources)} \
+            if len(mixture.names) > 1 else None
         if not config.data.allow_overlap:
             refuse_overlap(self.examples, dict(zip(config.data.dev, self.dev)), "data.allow_overlap")
         self.model = _model(config, self.device)
@@ -160,7 +172,7 @@ class Trainer:
         distill = config.retention.distill
         self.distill = Distillation(self.model, distill, config.seed, self.world) if distill else None
         self.sampler = BatchSampler.of(self.examples, config.sampling, config.step.batch_size, config.data.languages,
-                                       config.seed)
+                                       config.seed, mixture.sources, mixture.probabilities)
         self.step_strategy = make_step(config.step, self.model, InfoNCE.of(config.optim), self.world)
         self.optimizer, self.scheduler = _optimizer(self.model, config, self.device)
         self.step, self.examples_seen, self.seconds, self.train_seconds = 0, 0, 0.0, 0.0
@@ -332,7 +344,7 @@ class Trainer:
         config = self.config
         start = time.perf_counter()
         pairs, batch = self.loader.next()
-        _count(self.drawn, pairs)
+        _count(self.drawn, pairs, self.source_of)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(config, self.device):

@@ -69,6 +69,7 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     examples = {run["cell"]: run["curve"][-1]["examples"] for run in results["runs"]}
     assert set(examples.values()) == {32}, "every run gets the same budget of examples"
     the_negatives_each_step_strategy_gives(results, report)
+    what_was_drawn(out, results, report)
     recompute_the_report_from_the_runs(out, results)
     read_against_the_untrained_model(out, results, report)
     flores_dev_and_test_lines_apart(out)
@@ -93,6 +94,19 @@ def test_compare_writes_the_report_and_skips_or_resumes_runs(tiny_m2m100, data_d
     after = json.loads((cell / "result.json").read_text())
     assert after["test"] == before["test"]
     assert [e["loss"] for e in after["log"]] == [e["loss"] for e in before["log"]]
+
+
+def what_was_drawn(out, results, report):
+    """The composition each run drew, logged per evaluation interval: X-X and X-Y pairs and language pairs add up
+    to the run's examples; X-Y runs draw only X-Y pairs; the report has the table."""
+    for run in results["runs"]:
+        log = [json.loads(line) for line in (out / "runs" / run["cell"] / "log.jsonl").read_text().splitlines()]
+        intervals = [e["drawn"] for e in log if "drawn" in e]
+        assert sum(d["xx"] + d["xy"] for d in intervals) == log[-1]["examples"] == 32, run["cell"]
+        assert run["drawn"]["xx"] + run["drawn"]["xy"] == sum(run["drawn"]["languages"].values()) == 32
+        if run["strategy"].startswith("xy"):
+            assert run["drawn"]["xx"] == 0 and all("->" in key for key in run["drawn"]["languages"])
+    assert "## What the samplers drew" in report and "| xy + full(4) | 64 | 0% | 100% |" in report
 
 
 def the_negatives_each_step_strategy_gives(results, report):
@@ -173,6 +187,34 @@ def read_against_the_untrained_model(out, results, report):
     assert found == expected
     assert any(line.startswith(("Below the untrained model", "No strategy ends below")) for line in results["answer"])
     assert ("↓" in report) == bool(expected)
+    changes_recomputed_from_the_per_query_scores(out, results, untrained, report)
+
+
+def changes_recomputed_from_the_per_query_scores(out, results, untrained, report):
+    """Every strategy's change against the untrained model, per language: the mean over queries of (mean over its
+    seeds' map − the untrained map), recomputed from result.json files; intervals around it, Holm's p no smaller
+    than the raw one; the report's gain-and-loss table, frontier plot and answer line."""
+    changes = results["changes"]
+    keys = {(t, s, k) for t, e in untrained["test"].items() for s in (("mono", "multi") if t == "xquad-r-test"
+                                                                         else ("cross",))
+            for k in e["per_query"].get(s, {})}
+    assert {(c["task"], c["setting"], c["key"]) for c in changes} == keys
+    assert len(changes) == len(keys) * len(results["strategies"])
+    runs = {run["cell"]: json.loads((out / "runs" / run["cell"] / "result.json").read_text())
+            for run in results["runs"]}
+    for change in changes[::7]:
+        cells = [r for r in runs.values() if r["strategy"] == change["strategy"]]
+        start = untrained["test"][change["task"]]["per_query"][change["setting"]][change["key"]]
+        per_seed = [r["test"][change["task"]]["per_query"][change["setting"]][change["key"]] for r in cells]
+        expected = fmean(fmean(run[q]["map"] for run in per_seed) - start[q]["map"] for q in start)
+        assert change["difference"] == pytest.approx(expected, abs=1e-12)
+        assert change["low"] <= change["difference"] <= change["high"] and change["p_holm"] >= change["p"]
+        languages = [{"eng_Latn": "en"}.get(k, k) for k in change["key"].split("->")]
+        assert change["trained"] == all(lang in {"de", "en", "es"} for lang in languages)
+    assert "## Gain and loss against the untrained model" in report and "![frontier.png](plots/frontier.png)" in report
+    assert (out / "plots" / "frontier.png").stat().st_size > 10_000
+    assert any(line.startswith("Against the untrained model (map per language, 95% bootstrap intervals over "
+                               "queries, and seeds, Holm-adjusted") for line in results["answer"])
 
 
 def flores_dev_and_test_lines_apart(out):
@@ -216,3 +258,43 @@ def test_compare_takes_named_tasks_as_test_tasks(tiny_m2m100, data_dir, tmp_path
     assert set(results["per_language"]["flores-200"]["cross"]) == {"hau_Latn->eng_Latn"}
     assert "### flores-200" in (tmp_path / "cmp" / "report.md").read_text()
     assert any(line.startswith("One seed per strategy: the p-values are over queries") for line in results["answer"])
+
+
+def test_interpolation_with_the_starting_model_draws_a_curve_per_strategy(tiny_m2m100, data_dir, tmp_path):
+    """test.interpolate: each cell's kept model merged with the starting one at w = 0.5, tested without training;
+    the curve runs from the untrained model (w = 0) to the cell (w = 1), and its middle point is what `polyir
+    merge` and `polyir evaluate` give by hand."""
+    config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),
+                  grid={"sampling": [{"strategy": "xy"}], "step": [{"strategy": "full", "batch_size": 4},
+                                                                  {"strategy": "accumulation", "batch_size": 8,
+                                                                   "micro_batch_size": 4}], "seeds": [0]},
+                  budget={"examples": 16}, test={"interpolate": [0.5], "lexical": False})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "cmp"
+    results = json.loads((out / "results.json").read_text())
+    points = {(p["strategy"], p["weight"]): p for p in results["interpolation"]}
+    assert sorted({w for _, w in points}) == [0.0, 0.5, 1.0] and len(points) == 6
+    untrained = results["untrained"]["xquad-r-test"]["multi"]["map"]
+    for name, strategy in results["strategies"].items():
+        assert points[(name, 0.0)]["test"]["xquad-r-test"]["multi"] == untrained
+        as_trained = strategy["test"]["xquad-r-test"]["multi"]["map"][0]
+        assert points[(name, 1.0)]["test"]["xquad-r-test"]["multi"] == as_trained
+        assert points[(name, 0.5)]["unseen"] is not None and points[(name, 0.5)]["trained"] is not None
+    cell = out / "runs" / "xy__full-4__seed0"
+    merged = polyir("merge", tiny_m2m100, cell / "model", "--weight", "0.5", "--out", tmp_path / "merged", "--quiet")
+    assert merged.returncode == 0, merged.stderr
+    by_hand = polyir("evaluate", "--model", tmp_path / "merged", "--task", out / "data" / "xquad-r-test", "--out",
+                     tmp_path / "by-hand", "--depth", "100", "--max-query-length", "24", "--max-passage-length", "48",
+                     "--quiet")
+    assert by_hand.returncode == 0, by_hand.stderr
+    expected = json.loads((tmp_path / "by-hand" / "metrics.json").read_text())["xquad-r-test"]["summary"]
+    name = next(n for n in results["strategies"] if "full" in n)
+    assert points[(name, 0.5)]["test"]["xquad-r-test"]["multi"] == pytest.approx(expected["multi"]["map"], abs=1e-6)
+    report = (out / "report.md").read_text()
+    assert "## Interpolation with the starting model" in report and f"| {name} | 0.5 | " in report
+    assert any(line.startswith("Interpolation with the starting model") for line in results["answer"])
+    stamp = (cell / "interpolated-0.5" / "result.json").stat().st_mtime_ns
+    again = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
+    assert again.returncode == 0 and (cell / "interpolated-0.5" / "result.json").stat().st_mtime_ns == stamp

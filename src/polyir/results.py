@@ -75,6 +75,7 @@ class LogEntry(Record):
     peak_memory_gib: float | None = None
     grad_norm: float | None = None
     negatives: dict[str, float] | None = None  # per query of the step, by kind (training.negatives.FIELDS)
+    drawn: dict | None = None  # on evaluation steps: pairs drawn since the last one (xx, xy, languages)
     dev: dict[str, dict[str, Values]] = Field(default_factory=dict)  # dev task -> its metrics.json summary
     encoder: dict[str, dict] | None = None  # on a session's first line: each encoder setting's value and source
     changed_on_resume: dict[str, list] | None = None  # settings a resume changed: key -> [old, new]
@@ -124,6 +125,7 @@ class RunSummary(Record):
     pairs_per_second: float
     peak_memory_gib: float | None
     negatives: dict[str, float] = Field(default_factory=dict)  # per query, mean over the run's steps, by kind
+    drawn: dict = Field(default_factory=dict)  # pairs drawn over the run: xx, xy, languages
     test: dict[str, dict[str, Values]]  # task -> setting -> macro averages
 
 
@@ -162,6 +164,33 @@ class BelowStart(Record):
     untrained: float
 
 
+class Change(Record):
+    """A strategy's change against the untrained model on one test language (or pair): per-query map difference,
+    mean over seeds, with a 95% bootstrap interval and p-values (raw, and Holm-adjusted over the report)."""
+
+    strategy: str
+    task: str
+    setting: str
+    key: str
+    trained: bool  # every language of the key was trained on
+    difference: float
+    low: float
+    high: float
+    p: float
+    p_holm: float = float("nan")
+
+
+class InterpolationPoint(Record):
+    """A strategy's kept model interpolated with the starting one, (1 − weight)·start + weight·trained (weight 0:
+    the untrained model, 1: the strategy as trained): its test scores, mean over seeds."""
+
+    strategy: str
+    weight: float
+    test: dict[str, dict[str, float]]  # task -> setting -> the test metric (macro average)
+    trained: float | None  # mean map per language over the test languages every one of whose sides was trained
+    unseen: float | None  # mean map per language over the entries with a language never trained on
+
+
 class Summary(Record):
     """Every number of a comparison (results.json); `answer` is the report's words on them."""
 
@@ -182,6 +211,8 @@ class Summary(Record):
     below_untrained: list[BelowStart] = Field(default_factory=list)
     lexical: dict[str, dict[str, Values]] = Field(default_factory=dict)  # BM25: task -> setting -> macro averages
     lexical_per_language: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict)
+    interpolation: list[InterpolationPoint] = Field(default_factory=list)  # WiSE-FT curves, when asked
+    changes: list[Change] = Field(default_factory=list)  # each strategy against the untrained model, per language
     machine: str
     date: str
     answer: list[str] = Field(default_factory=list)

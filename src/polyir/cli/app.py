@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from polyir import __version__
-from polyir.cli import benchmark, compare, config, data, evaluate, prepare, train, translate
+from polyir.cli import benchmark, compare, config, data, evaluate, merge, prepare, train, translate
 from polyir.cli.console import console, show_logs
 from polyir.errors import InputError, ModelError
 
@@ -29,6 +29,7 @@ app.add_typer(translate.app, name="translate")
 app.command("evaluate", epilog=evaluate.EXAMPLE)(evaluate.evaluate)
 app.command("train", epilog=train.EXAMPLE)(train.train)
 app.command("compare", epilog=compare.EXAMPLE)(compare.compare)
+app.command("merge", epilog=merge.EXAMPLE)(merge.merge)
 app.command("benchmark", epilog=benchmark.EXAMPLE)(benchmark.benchmark)
 app.command("results", epilog=benchmark.RESULTS_EXAMPLE)(benchmark.results)
 app.command("config", epilog=config.EXAMPLE)(config.config)

@@ -25,6 +25,7 @@ def compare(config=None, data_dir: str | Path | None = None, *, redo: bool = Fal
     from polyir.config import CompareConfig
 
     settings = config if isinstance(config, CompareConfig) else CompareConfig.load(config or DEFAULT_CONFIG)
-    data, results, untrained, lexical, source = run_grid(settings, data_dir, show_progress=show_progress, redo=redo)
-    numbers = summarise(settings, data, results, source, untrained, lexical)
+    data, results, untrained, lexical, source, interpolated = run_grid(settings, data_dir,
+                                                                       show_progress=show_progress, redo=redo)
+    numbers = summarise(settings, data, results, source, untrained, lexical, interpolated)
     return report.write(Path(settings.output_dir), settings, numbers, command)

@@ -10,15 +10,20 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import fmean, stdev
 
+import numpy as np
 from scipy import stats
 
+from polyir.comparison.uncertainty import bootstrap_change, holm
 from polyir.config import CompareConfig, CompareDataConfig
+from polyir.languages import base_language
 from polyir.results import (
     LOWER_IS_BETTER,
     BelowStart,
     CellResult,
+    Change,
     Convergence,
     CurvePoint,
+    InterpolationPoint,
     LogEntry,
     MeanStd,
     PairedTest,
@@ -91,9 +96,11 @@ def paired_test(a: dict, b: dict) -> PairedTest:
 
 
 def summarise(config: CompareConfig, data: CompareDataConfig, results: list[CellResult], source: str,
-              untrained: Untrained | None = None, lexical: Untrained | None = None) -> Summary:
+              untrained: Untrained | None = None, lexical: Untrained | None = None,
+              interpolated: dict[str, dict[str, Untrained]] | None = None) -> Summary:
     """Every number of the comparison; `source` says where the prepared data came from, `untrained` holds the
-    starting model's scores that every strategy is read against, `lexical` BM25's."""
+    starting model's scores that every strategy is read against, `lexical` BM25's, `interpolated` each cell's
+    kept model merged with the starting one, by weight."""
     metric_path, share = config.eval.metric, config.target
     metric = metric_path.split("/")[1]
     curves = {r.cell: dev_curve(r.log, metric_path) for r in results}
@@ -109,14 +116,16 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
             pairs_per_second=sum(e.pairs_per_second for e in steps) / max(1, len(steps)),
             peak_memory_gib=max((e.peak_memory_gib for e in steps), default=None),
             negatives=_mean_dict([e.negatives for e in steps if e.negatives]),
+            drawn=_total_drawn([e.drawn for e in r.log if e.drawn]),
             test={task: evaluation.table.summary for task, evaluation in r.test.items()}))
     strategies = {name: _aggregate(group) for name, group in runs.items()}
     reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
     encoder = next((e.encoder for r in results for e in r.log if e.encoder), None)
     per_language = _per_language(by_strategy)
     start = _alone(untrained)
+    trained = data.languages or _languages_of(data)
     return Summary(question=QUESTION, metric=metric_path, target_share=share, target=target, reference=reference,
-                   training_languages=data.languages or _languages_of(data.train), data=source, encoder=encoder,
+                   training_languages=trained, data=source, encoder=encoder,
                    runs=[run for group in runs.values() for run in group],
                    strategies=strategies, significance=_significance(by_strategy, reference, config.test.metric),
                    per_language=per_language, machine=f"{platform.machine()}, {platform.system()}",
@@ -124,16 +133,87 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
                    untrained={task: e.table.summary for task, e in untrained.test.items()} if untrained else {},
                    untrained_per_language=start, below_untrained=_below(per_language, start),
                    lexical={task: e.table.summary for task, e in lexical.test.items()} if lexical else {},
-                   lexical_per_language=_alone(lexical))
+                   lexical_per_language=_alone(lexical),
+                   interpolation=_interpolation(by_strategy, untrained, interpolated or {}, trained or [],
+                                                config.test.metric),
+                   changes=changes_against(by_strategy, untrained, trained or []))
 
 
-def _languages_of(train) -> list[str] | None:
-    """The languages of a training file, so that the report can name the test languages it never holds."""
-    if train is None or not Path(train).is_file():
+def changes_against(by_strategy: dict[str, list[CellResult]], untrained: Untrained | None, trained: list[str]
+                    ) -> list[Change]:
+    """Every strategy's change in map against the untrained model, per test task and language (the settings the
+    tables read by language), from per-query scores: a paired (over seeds, hierarchical) bootstrap interval, and
+    p-values Holm-adjusted over every change the report states."""
+    if untrained is None:
+        return []
+    known = {base_language(lang) for lang in trained}
+    changes = []
+    for name, group in by_strategy.items():
+        for task, evaluation in untrained.test.items():
+            settings = {setting: evaluation.per_query.get(setting, {}) for setting in
+                        per_language_settings(evaluation.table.settings)}
+            for setting, keys in settings.items():
+                for key, start in keys.items():
+                    runs = [r.test[task].per_query.get(setting, {}).get(key, {}) for r in group if task in r.test]
+                    queries = sorted(q for q in start if "map" in start[q] and all(q in run for run in runs))
+                    if not runs or not queries:
+                        continue
+                    differences = np.array([[run[q]["map"] - start[q]["map"] for q in queries] for run in runs])
+                    mean, low, high, p = bootstrap_change(differences)
+                    seen = bool(known) and all(base_language(lang) in known for lang in key.split("->"))
+                    changes.append(Change(strategy=name, task=task, setting=setting, key=key, trained=seen,
+                                          difference=mean, low=low, high=high, p=p))
+    adjusted = holm([c.p for c in changes])
+    return [c.model_copy(update={"p_holm": q}) for c, q in zip(changes, adjusted)]
+
+
+def _interpolation(by_strategy: dict[str, list[CellResult]], untrained: Untrained | None,
+                   interpolated: dict[str, dict[str, Untrained]], trained: list[str], metric: str
+                   ) -> list[InterpolationPoint]:
+    """Each strategy's curve from the untrained model (weight 0) through its interpolations to itself (weight 1),
+    over seeds; empty unless interpolations were asked for."""
+    if not any(interpolated.values()) or untrained is None:
+        return []
+    points = []
+    for name, group in by_strategy.items():
+        weights = sorted({float(w) for r in group for w in interpolated.get(r.cell, {})})
+        curve = [(0.0, [untrained] * len(group)), *((w, [interpolated[r.cell][f"{w:g}"] for r in group])
+                                                    for w in weights), (1.0, group)]
+        for weight, members in curve:
+            table = _per_language({name: members})
+            seen, unseen = split_by_training(table, name, trained)
+            test = {task: {setting: fmean(m.test[task].table.summary[setting][metric] for m in members)
+                           for setting in members[0].test[task].table.summary
+                           if metric in members[0].test[task].table.summary[setting]}
+                    for task in members[0].test}
+            points.append(InterpolationPoint(strategy=name, weight=weight, test=test, trained=seen, unseen=unseen))
+    return points
+
+
+def split_by_training(per_language: dict, name: str, trained: list[str]) -> tuple[float | None, float | None]:
+    """Mean map per language of `name` over the entries whose languages were all trained on, and over those with
+    a language never trained on (by base language: eng_Latn is the trained en); None where there are none, or the
+    training languages are unknown."""
+    if not trained:
+        return None, None
+    known = {base_language(lang) for lang in trained}
+    seen, unseen = [], []
+    for settings in per_language.values():
+        for setting in per_language_settings(settings):
+            for key, by_strategy in settings[setting].items():
+                new = any(base_language(lang) not in known for lang in key.split("->"))
+                (unseen if new else seen).append(by_strategy[name])
+    return (fmean(seen) if seen else None), (fmean(unseen) if unseen else None)
+
+
+def _languages_of(data: CompareDataConfig) -> list[str] | None:
+    """The languages of the training data, so that the report can name the test languages it never holds."""
+    sources = data.sources()
+    if not sources or not all(Path(source.path).is_file() for source in sources):
         return None
-    from polyir.data import read_train
+    from polyir.data.mixture import read_mixture
 
-    return sorted({lang for example in read_train(train) for lang in example.languages})
+    return sorted({lang for example in read_mixture(sources).examples for lang in example.languages})
 
 
 def _alone(result: Untrained | None) -> dict:
@@ -176,6 +256,17 @@ def _aggregate(group: list[RunSummary]) -> StrategySummary:
                            pairs_per_second=sum(r.pairs_per_second for r in group) / len(group),
                            peak_memory_gib=max((r.peak_memory_gib or 0.0) for r in group),
                            negatives=_mean_dict([r.negatives for r in group if r.negatives]), test=test)
+
+
+def _total_drawn(intervals: list[dict]) -> dict:
+    """The pairs a run drew, over its evaluation intervals: X-X, X-Y and per language (pair)."""
+    total: dict = {"xx": 0, "xy": 0, "languages": {}}
+    for drawn in intervals:
+        total["xx"] += drawn["xx"]
+        total["xy"] += drawn["xy"]
+        for key, count in drawn["languages"].items():
+            total["languages"][key] = total["languages"].get(key, 0) + count
+    return total if intervals else {}
 
 
 def _mean_dict(rows: list[dict[str, float]]) -> dict[str, float]:

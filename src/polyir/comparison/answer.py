@@ -24,8 +24,8 @@ def answer(summary: Summary, metric: str) -> list[str]:
     lines = [_convergence(summary)]
     lines += [_best(summary, task, setting, metric) for task, settings in summary.significance.items()
               for setting in settings]
-    optional = (_zero_shot(summary), _steps(summary, metric), _against_bm25(summary, metric),
-                _indistinguishable(summary, metric))
+    optional = (_zero_shot(summary), _gain_against_loss(summary), _steps(summary, metric), _interpolation(summary),
+                _against_bm25(summary, metric), _indistinguishable(summary, metric))
     lines += [line for line in optional if line]
     lines.append(_seeds(summary))
     if summary.untrained:
@@ -121,6 +121,53 @@ def _zero_shot(summary: Summary) -> str | None:
     return text + "."
 
 
+def gain_and_loss(summary: Summary) -> dict[str, dict]:
+    """Per strategy, from its changes against the untrained model (map per language): the mean change where it
+    trained and where it never did, and the entries significantly below or above the untrained model (Holm-adjusted
+    p < ALPHA)."""
+    out: dict[str, dict] = {}
+    for change in summary.changes:
+        entry = out.setdefault(change.strategy, {"trained": [], "unseen": [], "below": [], "above": []})
+        entry["trained" if change.trained else "unseen"].append(change.difference)
+        if change.p_holm < ALPHA:
+            entry["below" if change.difference < 0 else "above"].append(change)
+    for entry in out.values():
+        for side in ("trained", "unseen"):
+            entry[side] = fmean(entry[side]) if entry[side] else None
+    return out
+
+
+def _gain_against_loss(summary: Summary) -> str | None:
+    """The strategy with the most gain where it trained among those with no significant loss anywhere, and the
+    ones that do lose."""
+    table = gain_and_loss(summary)
+    if not table:
+        return None
+    safe = {name: t for name, t in table.items() if not t["below"]}
+    losing = {name: t for name, t in table.items() if t["below"]}
+    seeds = ", and seeds" if min(s.seeds for s in summary.strategies.values()) > 1 else ""
+    text = (f"Against the untrained model (map per language, 95% bootstrap intervals over queries{seeds}, "
+            f"Holm-adjusted over {len(summary.changes)} comparisons): ")
+    if safe:
+        best = max(safe, key=lambda name: safe[name]["trained"] if safe[name]["trained"] is not None else -1.0)
+        gain = safe[best]["trained"]
+        text += (f"most gain with no language significantly below it: {best}"
+                 + (f" ({gain:+.4f} where trained" if gain is not None else " (")
+                 + (f", {safe[best]['unseen']:+.4f} on never-trained languages)" if safe[best]["unseen"] is not None
+                    else ")"))
+    else:
+        text += "every strategy ends significantly below it on some language"
+    if losing:
+        text += "; significantly below it: " + "; ".join(f"{name} on {len(t['below'])} ({_entries(t['below'])})"
+                                                          for name, t in losing.items())
+    return text + "."
+
+
+def _entries(changes: list, shown: int = 3) -> str:
+    listed = ", ".join(f"{c.task} {c.setting} {c.key} {c.difference:+.4f}" for c in changes[:shown])
+    return listed + (", …" if len(changes) > shown else "")
+
+
 def negatives_per_query(negatives: dict[str, float]) -> float:
     """Every negative a query was scored against (masked translations are none)."""
     return sum(negatives.get(kind, 0.0) for kind in ("in_batch_same_language", "in_batch_other_language",
@@ -148,6 +195,23 @@ def _steps(summary: Summary, metric: str) -> str | None:
                                              else "") for step in ranked]
     return (f"Step strategies, {metric} averaged over samplers, test tasks and settings: " + ", ".join(parts)
             + f"; best {ranked[0]}, last {ranked[-1]}.")
+
+
+def _interpolation(summary: Summary) -> str | None:
+    """Where interpolating with the starting model lands on the languages never trained on: each strategy's best
+    weight there, against the strategy as trained and the untrained model."""
+    points = [p for p in summary.interpolation if p.unseen is not None]
+    if not points:
+        return None
+    start = next(p.unseen for p in points if p.weight == 0.0)
+    parts = []
+    for name in dict.fromkeys(p.strategy for p in points):
+        curve = {p.weight: p for p in points if p.strategy == name}
+        top = max((w for w in curve if 0.0 < w), key=lambda w: curve[w].unseen)
+        gain = "" if curve[top].trained is None else f", trained languages {curve[top].trained:.4f}"
+        parts.append(f"{name} at w = {top:g} ({curve[top].unseen:.4f}{gain}; as trained {curve[1.0].unseen:.4f})")
+    return (f"Interpolation with the starting model, map on the languages never trained on (untrained {start:.4f}):"
+            f" " + "; ".join(parts) + ".")
 
 
 def _against_bm25(summary: Summary, metric: str) -> str | None:

@@ -9,15 +9,24 @@ import math
 import os
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ValidationError
 
 from polyir import guard, provenance
-from polyir.config import CompareConfig, CompareDataConfig, RunSettings, SamplingConfig, StepConfig, TrainConfig
-from polyir.data import read_beir, read_train, write_beir, write_train
+from polyir.config import (
+    CompareConfig,
+    CompareDataConfig,
+    RetentionConfig,
+    RunSettings,
+    SamplingConfig,
+    StepConfig,
+    TrainConfig,
+)
+from polyir.data import read_beir, write_beir, write_train
+from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.errors import InputError
 from polyir.evaluation import evaluate_task
@@ -40,20 +49,23 @@ class Cell:
     sampling: SamplingConfig
     step: StepConfig
     seed: int
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def strategy(self) -> str:
-        """What the comparison compares: sampling and step strategy (seeds are repetitions)."""
-        return f"{self.sampling.label} + {self.step.label}"
+        """What the comparison compares: sampling, step strategy and retention (seeds are repetitions)."""
+        return " + ".join(x for x in (self.sampling.label, self.step.label, self.retention.label) if x)
 
     @property
     def name(self) -> str:
-        """A folder name: hybrid-a0.5__gradcache-512x64__seed0."""
-        return f"{self.sampling.slug}__{self.step.slug}__seed{self.seed}"
+        """A folder name: hybrid-a0.5__gradcache-512x64__seed0 (…__l2sp0.01 with a retention setting)."""
+        return f"{self.sampling.slug}__{self.step.slug}__seed{self.seed}" + \
+            (f"__{self.retention.slug}" if self.retention.slug else "")
 
 
 def expand(config: CompareConfig) -> list[Cell]:
-    cells = [Cell(s, t, seed) for s in config.grid.sampling for t in config.grid.step for seed in config.grid.seeds]
+    cells = [Cell(s, t, seed, r) for r in (config.grid.retention or [config.retention]) for s in config.grid.sampling
+             for t in config.grid.step for seed in config.grid.seeds]
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         raise InputError("the grid repeats a cell; expected distinct sampling, step and seed entries")
@@ -171,8 +183,10 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
     else:
         optim.max_seconds = budget.seconds  # the schedule's horizon stays optim.max_steps
     shared = {name: getattr(config, name) for name in RunSettings.model_fields}
-    return TrainConfig(**{**shared, "optim": optim}, output_dir=Path(config.output_dir) / "runs" / cell.name,
-                       seed=cell.seed, data={"train": data.train, "languages": data.languages, "dev": data.dev,
+    return TrainConfig(**{**shared, "optim": optim, "retention": cell.retention},
+                       output_dir=Path(config.output_dir) / "runs" / cell.name,
+                       seed=cell.seed, data={"train": data.train, "temperature": data.temperature,
+                                             "languages": data.languages, "dev": data.dev,
                                              "dev_lang": data.dev_lang, "allow_overlap": data.allow_overlap},
                        sampling=cell.sampling, step=cell.step)
 
@@ -201,8 +215,7 @@ def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = F
               **({"model": model_folder} if model_folder.is_dir() else {})}
 
     def evaluate() -> Untrained:
-        chosen = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)
-        model = BiEncoder.from_pretrained(config.model.name_or_path, **chosen)
+        model = BiEncoder.from_pretrained(config.model.name_or_path, **config.model.encoder_settings())
         model.to("cuda" if torch.cuda.is_available() else "cpu")
         dev = {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.eval.depth,
                                         config.eval.batch_size, show_progress=False).table.summary
@@ -265,7 +278,9 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
         return kept
     Trainer(train, resume=(folder / "log.jsonl").exists(), show_progress=show_progress, fingerprint=expected,
             start_dev=start_dev).run()
-    model = BiEncoder.from_pretrained(folder / "model").to("cuda" if torch.cuda.is_available() else "cpu")
+    # tested with the settings the untrained model was tested with (a saved model declares its inference lengths)
+    model = BiEncoder.from_pretrained(folder / "model", **config.model.encoder_settings())
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
     test = _test(model, config, data)
     entries = [LogEntry.model_validate_json(line) for line in (folder / "log.jsonl").read_text().splitlines()]
     result = CellResult(cell=cell.name, strategy=cell.strategy, seed=cell.seed, log=entries, test=test)
@@ -274,13 +289,39 @@ def run_cell(config: CompareConfig, cell: Cell, data: CompareDataConfig, show_pr
     return result
 
 
+def run_interpolations(config: CompareConfig, cell: Cell, data: CompareDataConfig, redo: bool = False
+                       ) -> dict[str, Untrained]:
+    """The cell's kept model interpolated with the starting one at every `test.interpolate` weight, tested
+    (runs/<cell>/interpolated-<w>/result.json, reused while the cell and the weight are the same)."""
+    from polyir.models.merge import interpolate
+
+    train = train_config(config, cell, data)
+    folder = Path(train.output_dir)
+    cell_expected = cell_fingerprint(config, train, data)
+    out = {}
+    for weight in config.test.interpolate:
+        def evaluate(weight: float = weight) -> Untrained:
+            settings = config.model.encoder_settings()
+            start = BiEncoder.from_pretrained(config.model.name_or_path, **settings)
+            merged = interpolate(start, BiEncoder.from_pretrained(folder / "model", **settings), weight)
+            merged.to("cuda" if torch.cuda.is_available() else "cpu")
+            return Untrained(dev={}, test=_test(merged, config, data))
+
+        expected = {**cell_expected, "settings": {**cell_expected["settings"], "interpolated": weight}}
+        out[f"{weight:g}"] = _once(folder / f"interpolated-{weight:g}", expected,
+                                   f"cell {cell.name} interpolated at {weight:g}", redo, evaluate)
+    return out
+
+
 def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
     """What can be checked before the first step: the test tasks read, every cell's batches can be drawn from
     the training data, the dev tasks can give the dev metric, and no dev or test query is a training query."""
     tests = {path: read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang) for path in data.test}
-    examples = read_train(data.train)
+    mixture = read_mixture(data.sources(), data.temperature)
+    examples = mixture.examples
     for cell in cells:
-        BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed)
+        BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed, mixture.sources,
+                        mixture.probabilities)
     devs = {path: read_beir(path, lang=data.dev_lang) for path in data.dev}
     check_metric(list(devs.values()), config.eval.metric)
     if not data.allow_overlap:
@@ -288,15 +329,17 @@ def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) 
 
 
 def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_progress: bool = True,
-             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], Untrained, Untrained | None, str]:
-    """Every cell's result, the untrained model's, BM25's, the data they shared and where it came from. The output
-    folder is locked for the run; one this call created is removed again when bad input stops it before any cell
-    has trained."""
+             redo: bool = False) -> tuple[CompareDataConfig, list[CellResult], Untrained, Untrained | None, str,
+                                          dict[str, dict[str, Untrained]]]:
+    """Every cell's result, the untrained model's, BM25's, the data they shared and where it came from, and each
+    cell's interpolations with the starting model by weight. The output folder is locked for the run; one this call
+    created is removed again when bad input stops it before any cell has trained."""
     out = Path(config.output_dir)
     model_folder = Path(resolve_model_path(config.model.name_or_path))
     specs = [config.translate.train, *config.translate.test] if config.translate else []
     translation_sources = [Path(spec.source) for spec in specs if spec is not None and Path(spec.source).exists()]
-    inputs = (data_dir, config.data.train, *config.data.dev, *config.data.test, *translation_sources,
+    inputs = (data_dir, *(source.path for source in config.data.sources()), *config.data.dev, *config.data.test,
+              *translation_sources,
               model_folder if model_folder.is_dir() else None)
     guard.check_output(out, [path for path in inputs if path])
     cells = expand(config)
@@ -312,13 +355,14 @@ def run_grid(config: CompareConfig, data_dir: str | Path | None = None, show_pro
             validate(config, data, cells)
             untrained = run_untrained(config, data, redo)
             lexical = run_lexical(config, data, redo)
-            results = []
+            results, interpolated = [], {}
             for index, cell in enumerate(cells, start=1):
                 log.info("[%d/%d] %s", index, len(cells), cell.name)
                 start = untrained.dev if config.eval.at_start else None
                 results.append(run_cell(config, cell, data, show_progress, redo, start))
+                interpolated[cell.name] = run_interpolations(config, cell, data, redo)
     except InputError:
         if created and not any(out.glob("runs/*/log.jsonl")):
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return data, results, untrained, lexical, source
+    return data, results, untrained, lexical, source, interpolated

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from polyir.comparison.analysis import per_language_settings
-from polyir.comparison.answer import answer, negatives_per_query, unseen_languages
+from polyir.comparison.answer import ALPHA, answer, gain_and_loss, negatives_per_query, unseen_languages
 from polyir.config import CompareConfig
 from polyir.files import replace_together
 from polyir.results import Summary
@@ -85,7 +85,51 @@ def _plots(folder: Path, summary: Summary) -> list[str]:
             files.append("rank_distance.png")
             figure.savefig(folder / files[-1], dpi=110)
             plt.close(figure)
+    if summary.changes:
+        files.append(_frontier(folder, summary, colours, plt))
     return files
+
+
+def _drawn_by_strategy(summary: Summary) -> dict[str, dict]:
+    """Each strategy's pairs drawn, summed over its runs (seeds)."""
+    out: dict[str, dict] = {}
+    for run in summary.runs:
+        if not run.drawn or not run.drawn["xx"] + run.drawn["xy"]:
+            continue
+        total = out.setdefault(run.strategy, {"xx": 0, "xy": 0, "languages": {}})
+        total["xx"] += run.drawn["xx"]
+        total["xy"] += run.drawn["xy"]
+        for key, count in run.drawn["languages"].items():
+            total["languages"][key] = total["languages"].get(key, 0) + count
+    return out
+
+
+def _frontier(folder: Path, summary: Summary, colours: dict, plt) -> str:
+    """Gain where a strategy trained (x) against its change on languages it never trained on (y), against the
+    untrained model: a point per strategy, a line per interpolation curve (from the untrained model at 0, 0)."""
+    figure, ax = plt.subplots(figsize=(8, 6))
+    for name, t in gain_and_loss(summary).items():
+        if t["trained"] is not None and t["unseen"] is not None:
+            ax.scatter([t["trained"]], [t["unseen"]], color=colours[name], s=60, label=name,
+                       marker="x" if t["below"] else "o")
+    start = {p.strategy: p for p in summary.interpolation if p.weight == 0.0}
+    for name in start:
+        curve = [p for p in summary.interpolation if p.strategy == name and p.trained is not None
+                 and p.unseen is not None]
+        ax.plot([p.trained - start[name].trained for p in curve], [p.unseen - start[name].unseen for p in curve],
+                color=colours[name], linewidth=1, alpha=0.7, marker=".")
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_xlabel("mean change in map, trained languages")
+    ax.set_ylabel("mean change in map, languages never trained on")
+    ax.set_title("Gain against loss (x: some language significantly below the untrained model; lines: "
+                 "interpolation)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    figure.savefig(folder / "frontier.png", dpi=110)
+    plt.close(figure)
+    return "frontier.png"
 
 
 def _fmt(value, digits: int = 4, spread: bool = True) -> str:
@@ -147,6 +191,16 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
                 lines.append(f"| {name} | {n['in_batch_same_language']:.1f} | {n['in_batch_other_language']:.1f} | "
                              f"{n['cross_device']:.1f} | {n['banked']:.1f} ({n['banked_age']:.2f}) | "
                              f"{n['hard']:.1f} | {negatives_per_query(n):.1f} | {n['masked_translations']:.2f} |")
+    drawn = _drawn_by_strategy(s)
+    if drawn:
+        lines += ["", "## What the samplers drew (pairs over each run, summed over seeds)", "",
+                  "| strategy | pairs | X-X | X-Y | most drawn (query language, or query->passage) |",
+                  "|---|---|---|---|---|"]
+        for name, d in drawn.items():
+            pairs = d["xx"] + d["xy"]
+            top = sorted(d["languages"].items(), key=lambda item: -item[1])[:6]
+            lines.append(f"| {name} | {pairs} | {d['xx'] / pairs:.0%} | {d['xy'] / pairs:.0%} | "
+                         + ", ".join(f"{key} {count / pairs:.0%}" for key, count in top) + " |")
     lines += ["", "## Zero-shot quality (test tasks" + (", mean ± std over seeds)" if spread else ", one seed)"), ""]
     first = next(iter(s.strategies.values()))
     for task in first.test:
@@ -185,6 +239,31 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
                     cells.append(f"{value:.4f}" + (" ↓" if key in start and value < start[key] else ""))
                 lines.append(f"| {key}{mark} | " + " | ".join(cells) + " |")
             lines.append("")
+    table = gain_and_loss(s)
+    if table:
+        lines += ["## Gain and loss against the untrained model", "",
+                  "Change in map per language, strategy minus untrained, mean over queries (and seeds), with its "
+                  "95% paired-bootstrap interval; significantly below or above: bootstrap p < "
+                  f"{ALPHA} after Holm's correction over the report's {len(s.changes)} comparisons. Every change "
+                  "is in results.json (`changes`); the frontier plot draws the first two columns.", "",
+                  "| strategy | mean change, trained languages | mean change, never trained † | significantly below | "
+                  "significantly above |", "|---|---|---|---|---|"]
+        for name, t in table.items():
+            below = ", ".join(f"{c.task} {c.key} {c.difference:+.4f} [{c.low:+.4f}, {c.high:+.4f}]"
+                              for c in t["below"]) or "none"
+            values = ["—" if t[side] is None else f"{t[side]:+.4f}" for side in ("trained", "unseen")]
+            lines.append(f"| {name} | {values[0]} | {values[1]} | {below} | {len(t['above'])} |")
+        lines.append("")
+    if s.interpolation:
+        columns = [(task, setting) for task, settings in s.interpolation[0].test.items() for setting in settings]
+        lines += ["## Interpolation with the starting model (WiSE-FT: (1 − w)·untrained + w·trained, no training)",
+                  "", "| strategy | w | " + " | ".join(f"{task} {setting} {metric}" for task, setting in columns)
+                  + " | map, trained languages | map, never trained (†) |", "|---" * (4 + len(columns)) + "|"]
+        for point in s.interpolation:
+            values = [point.test.get(task, {}).get(setting) for task, setting in columns]
+            lines.append(f"| {point.strategy} | {point.weight:g} | " + " | ".join(
+                "—" if v is None else f"{v:.4f}" for v in [*values, point.trained, point.unseen]) + " |")
+        lines.append("")
     lines += ["## Language bias (rank distance in the multi setting; lower is better)", "",
               "| strategy | " + " | ".join(s.per_language) + " |", "|---" * (1 + len(s.per_language)) + "|"]
     for name, a in s.strategies.items():

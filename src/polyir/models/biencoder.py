@@ -28,6 +28,8 @@ from polyir.models.sbert import sentence_transformers_settings, write_sentence_t
 
 Kind = Literal["query", "passage"]
 SETTINGS_FILE = "polyir_config.json"
+TRAINING_RECORD = "training"  # polyir_config.json's record of the lengths a fine-tuned model was trained with
+LENGTHS = ("max_query_length", "max_passage_length")
 PINNED_BYTES = 4 * 2**30  # page-locked host memory for encoding results: beyond this, ordinary memory
 
 
@@ -52,6 +54,7 @@ def _declared_settings(path: Path) -> dict:
         raise InputError(f"malformed JSON ({error.msg})", path / SETTINGS_FILE, error.lineno) from None
     if not isinstance(saved, dict):
         raise InputError("expected a JSON object of encoder settings", path / SETTINGS_FILE)
+    saved.pop(TRAINING_RECORD, None)  # what training cut texts to: a record, not a setting
     return saved
 
 
@@ -73,6 +76,8 @@ class BiEncoder(nn.Module):
         self.tokenizer = tokenizer
         self.settings = settings
         self.sources = sources or dict.fromkeys(EncoderSettings.model_fields, "given")  # user | model | default
+        # the lengths a saved copy declares for use elsewhere: the model's own, not those training cut texts to
+        self.inference_lengths = {key: getattr(settings, key) for key in LENGTHS}
         self.languages = LanguageResolver(model_languages(tokenizer), settings.lang_map)
         self._random_layers = self._has_random_layers()  # asked at every GradCache step: worked out once
         self.compute: ComputeCopy | None = None  # not a submodule: outside state_dict() and parameters()
@@ -93,6 +98,7 @@ class BiEncoder(nn.Module):
         user = {key: value for key, value in overrides.items() if value is not None}
         try:
             settings = EncoderSettings(**{**declared, **user})
+            own = EncoderSettings(**declared)
         except ValidationError as error:
             raise describe(error, path / SETTINGS_FILE if local else None) from None
         sources = {key: "user" if key in user else "model" if key in declared else "default"
@@ -104,7 +110,9 @@ class BiEncoder(nn.Module):
             tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
         except (OSError, ValueError) as error:
             raise InputError(f"cannot load a Hugging Face model from '{name_or_path}': {error}") from None
-        return cls(backbone, tokenizer, settings, sources)
+        model = cls(backbone, tokenizer, settings, sources)
+        model.inference_lengths = {key: getattr(own, key) for key in LENGTHS}
+        return model
 
     def compute_in(self, dtype: torch.dtype) -> ComputeCopy:
         """Run forward and backward on a copy of the encoder in `dtype`, its gradients summed into the float32
@@ -253,10 +261,18 @@ class BiEncoder(nn.Module):
         return self
 
     def save(self, path: str | Path, overwrite: bool = True) -> None:
-        """Safetensors weights + tokenizer + polyir settings; encoder-only models also as sentence-transformers."""
+        """Safetensors weights + tokenizer + polyir settings; encoder-only models also as sentence-transformers.
+        The saved settings declare `inference_lengths` (so that sentence-transformers and MTEB do not cut every
+        document at a short training length); polyir_config.json records the lengths in use apart, when they
+        differ."""
+        saved = self.settings.model_copy(update=self.inference_lengths)
+        record = {key: getattr(self.settings, key) for key in LENGTHS}
         with atomic_dir(path, overwrite=overwrite) as staging:
             self.backbone.save_pretrained(staging)
             self.tokenizer.save_pretrained(staging)
-            (staging / SETTINGS_FILE).write_text(self.settings.model_dump_json(indent=2))
+            declared = saved.model_dump(mode="json")
+            if record != self.inference_lengths:
+                declared[TRAINING_RECORD] = record
+            (staging / SETTINGS_FILE).write_text(json.dumps(declared, indent=2))
             if not self.backbone.config.is_encoder_decoder:
-                write_sentence_transformers_files(staging, self.settings, self.dimension)
+                write_sentence_transformers_files(staging, saved, self.dimension)

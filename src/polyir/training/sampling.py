@@ -40,7 +40,10 @@ class BatchSampler:
 
     def __init__(self, examples: list[ParallelExample], batch_size: int, strategy: SamplingName = "hybrid",
                  alpha: float = 0.5, languages: list[str] | None = None, weighting: Weighting = "uniform",
-                 seed: int = 0):
+                 seed: int = 0, sources: list[int] | None = None, probabilities: list[float] | None = None):
+        """`sources` and `probabilities` (a mixture, data/mixture.py): each example's source, and each source's
+        share of the draws; without them every example is drawn once per epoch."""
+        self.sources, self.probabilities = sources, probabilities
         if not 0.0 <= alpha <= 1.0:
             raise InputError(f"sampling.alpha must lie in [0, 1], got {alpha}")
         self.batch_size, self.strategy, self.alpha, self.weighting, self.seed = (
@@ -79,8 +82,10 @@ class BatchSampler:
 
     @classmethod
     def of(cls, examples: list[ParallelExample], sampling: SamplingConfig, batch_size: int,
-           languages: list[str] | None = None, seed: int = 0) -> BatchSampler:
-        return cls(examples, batch_size, sampling.strategy, sampling.alpha, languages, sampling.weighting, seed)
+           languages: list[str] | None = None, seed: int = 0, sources: list[int] | None = None,
+           probabilities: list[float] | None = None) -> BatchSampler:
+        return cls(examples, batch_size, sampling.strategy, sampling.alpha, languages, sampling.weighting, seed,
+                   sources, probabilities)
 
     # -- planning -------------------------------------------------------------------------------------------
     def _kind(self, rng: random.Random) -> str:
@@ -98,23 +103,46 @@ class BatchSampler:
         """Every batch of an epoch, drawn from random.Random(f'{seed}-{epoch}'); the epoch ends when the next
         batch can no longer be filled from the examples left."""
         rng = random.Random(f"{self.seed}-{epoch}")
-        pending = list(range(len(self.examples)))
-        rng.shuffle(pending)
+        pending = self._epoch_order(rng)
         plan = []
         while True:
             kind = self._kind(rng)
             lang = self._mono_language(rng, pending) if kind == "mono" else None
-            chosen = []
-            for i in pending:
-                if self._eligible(i, kind, lang):
+            chosen, positions, taken = [], set(), set()
+            for position, i in enumerate(pending):
+                if i not in taken and self._eligible(i, kind, lang):  # a mixture may draw an example twice
                     chosen.append(i)
+                    positions.add(position)
+                    taken.add(i)
                     if len(chosen) == self.batch_size:
                         break
             if len(chosen) < self.batch_size:
                 return plan
-            taken = set(chosen)
-            pending = [i for i in pending if i not in taken]
+            pending = [i for position, i in enumerate(pending) if position not in positions]
             plan.append((kind, [self._pair(i, kind, lang, rng) for i in chosen]))
+
+    def _epoch_order(self, rng: random.Random) -> list[int]:
+        """The examples an epoch walks through: each once, shuffled; in a mixture, as many draws, each from a
+        source picked by its probability, a source's examples in shuffled turns (a small source with a large
+        share comes round again within the epoch, a large one with a small share does not come round whole)."""
+        order = list(range(len(self.examples)))
+        if self.probabilities is None:
+            rng.shuffle(order)
+            return order
+        queues: list[list[int]] = [[] for _ in self.probabilities]
+        for i in order:
+            queues[self.sources[i]].append(i)
+        turns = [list(queue) for queue in queues]
+        for turn in turns:
+            rng.shuffle(turn)
+        picked = rng.choices(range(len(queues)), weights=self.probabilities, k=len(order))
+        drawn = []
+        for source in picked:
+            if not turns[source]:
+                turns[source] = list(queues[source])
+                rng.shuffle(turns[source])
+            drawn.append(turns[source].pop())
+        return drawn
 
     def _eligible(self, index: int, kind: str, lang: str | None) -> bool:
         langs = self.langs[index]

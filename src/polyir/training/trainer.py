@@ -17,7 +17,8 @@ from transformers import get_linear_schedule_with_warmup
 
 from polyir import guard, provenance
 from polyir.config import TrainConfig
-from polyir.data import read_beir, read_train
+from polyir.data import read_beir
+from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.distributed import init_world
 from polyir.errors import InputError, ModelError
@@ -32,6 +33,7 @@ from polyir.training.loader import BatchLoader
 from polyir.training.loss import InfoNCE
 from polyir.training.memory import peak_memory_gib, reset_peak_memory
 from polyir.training.randomness import generator_states, restore_generator_states
+from polyir.training.retention import L2SP, Distillation
 from polyir.training.sampling import BatchSampler
 from polyir.training.steps import make_step
 
@@ -49,12 +51,37 @@ def run_fingerprint(config: TrainConfig, settings: dict | None = None, inputs: d
     values = config.model_dump(mode="json", exclude={"output_dir": True, "checkpoint": True, "eval": {"batch_size"},
                                                      "data": {"train", "dev", "allow_overlap"}})
     values["model"] = config.model.model_dump(mode="json", exclude_unset=True)  # what the user set
-    files = {"data.train": config.data.train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)}}
+    sources = config.data.sources()
+    train = {"data.train": sources[0].path} if isinstance(config.data.train, Path) else \
+        {f"data.train[{i}]": source.path for i, source in enumerate(sources)}
+    files = {**train, **{f"data.dev[{i}]": d for i, d in enumerate(config.data.dev)},
+             **{f"retention.distill.texts.{lang}": path for lang, path in _distill_texts(config).items()}}
     model = Path(resolve_model_path(config.model.name_or_path))
     if model.is_dir():
         files["model"] = model
         values["model"].pop("name_or_path")
     return provenance.fingerprint({**values, **(settings or {})}, {**files, **(inputs or {})})
+
+
+def _distill_texts(config: TrainConfig) -> dict:
+    distill = config.retention.distill
+    return dict(distill.texts) if distill else {}
+
+
+def _empty_drawn() -> dict:
+    return {"xx": 0, "xy": 0, "languages": {}}
+
+
+def _count(drawn: dict, pairs, source_of: dict[str, str] | None = None) -> None:
+    """Add a batch to `drawn`: pairs in one language (X-X) or two (X-Y), pairs per language pair, and in a
+    mixture pairs per source."""
+    for pair in pairs:
+        if source_of is not None:
+            sources = drawn.setdefault("sources", {})
+            sources[source_of[pair.example.id]] = sources.get(source_of[pair.example.id], 0) + 1
+        drawn["xy" if pair.query_lang != pair.passage_lang else "xx"] += 1
+        key = pair.query_lang if pair.query_lang == pair.passage_lang else f"{pair.query_lang}->{pair.passage_lang}"
+        drawn["languages"][key] = drawn["languages"].get(key, 0) + 1
 
 
 class TrainingDiverged(ModelError):
@@ -69,8 +96,10 @@ def _autocast(config: TrainConfig, device: torch.device):
 
 def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
     """The bi-encoder to train, on its device, in the configured precision, compiled if asked."""
-    settings = config.model.model_dump(exclude={"name_or_path"}, exclude_unset=True)  # the rest: the model's own
-    model = BiEncoder.from_pretrained(config.model.name_or_path, **settings).to(device)
+    model = BiEncoder.from_pretrained(config.model.name_or_path, **config.model.encoder_settings()).to(device)
+    if config.model.inference_length:
+        model.inference_lengths = dict.fromkeys(("max_query_length", "max_passage_length"),
+                                                config.model.inference_length)
     if config.optim.freeze_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if config.precision == "bf16-weights":
@@ -120,7 +149,9 @@ class Trainer:
         self.world.check_divides(config.step)
         self.setting, self.metric = config.eval.metric.split("/")
         model_folder = Path(resolve_model_path(config.model.name_or_path))
-        guard.check_output(self.out, [config.data.train, *config.data.dev, *([model_folder] * model_folder.is_dir())])
+        guard.check_output(self.out, [*(source.path for source in config.data.sources()), *config.data.dev,
+                                      *_distill_texts(config).values(),
+                                      *([model_folder] * model_folder.is_dir())])
         log = self.out / "log.jsonl"
         if log.exists() and not resume:
             raise InputError("output_dir already holds a run; pass --resume to continue it, or choose another "
@@ -129,15 +160,23 @@ class Trainer:
         self.changed_on_resume = self._resume_changes() if resume and log.exists() else {}
         random.seed(config.seed)
         torch.manual_seed(config.seed)
-        self.examples, self.dev = read_train(config.data.train), _dev_tasks(config)
+        mixture = read_mixture(config.data.sources(), config.data.temperature)
+        self.examples, self.dev = mixture.examples, _dev_tasks(config)
+        self.source_of = {e.id: mixture.names[s] for e, s in zip(mixture.examples, mixture.sources)} \
+            if len(mixture.names) > 1 else None
         if not config.data.allow_overlap:
             refuse_overlap(self.examples, dict(zip(config.data.dev, self.dev)), "data.allow_overlap")
         self.model = _model(config, self.device)
+        trained = [parameter for parameter in self.model.encoder.parameters() if parameter.requires_grad]
+        self.l2sp = L2SP(trained, config.retention.l2sp) if config.retention.l2sp else None  # anchored at the start
+        distill = config.retention.distill
+        self.distill = Distillation(self.model, distill, config.seed, self.world) if distill else None
         self.sampler = BatchSampler.of(self.examples, config.sampling, config.step.batch_size, config.data.languages,
-                                       config.seed)
+                                       config.seed, mixture.sources, mixture.probabilities)
         self.step_strategy = make_step(config.step, self.model, InfoNCE.of(config.optim), self.world)
         self.optimizer, self.scheduler = _optimizer(self.model, config, self.device)
         self.step, self.examples_seen, self.seconds, self.train_seconds = 0, 0, 0.0, 0.0
+        self.drawn = _empty_drawn()  # what the sampler gave since the last evaluation
         self.best: dict | None = None
         self._recorded = False
         self.lock = ExitStack()
@@ -174,7 +213,7 @@ class Trainer:
         return {"step": self.step, "examples": self.examples_seen, "seconds": self.seconds,
                 "train_seconds": self.train_seconds, "best": self.best, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "sampler": self.loader.position,
-                "step_strategy": self.step_strategy.state_dict(),
+                "step_strategy": self.step_strategy.state_dict(), "drawn": self.drawn,
                 "random": generator_states(), "world_size": self.world.size}
 
     def _resume(self) -> None:
@@ -193,6 +232,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.sampler.load_state_dict(state["sampler"])
         self.step_strategy.load_state_dict(state["step_strategy"])
+        self.drawn = state["drawn"]
         restore_generator_states(state["random"])
         self.step, self.examples_seen = state["step"], state["examples"]
         self.seconds, self.train_seconds, self.best = state["seconds"], state["train_seconds"], state["best"]
@@ -252,6 +292,7 @@ class Trainer:
                 entry = self._train_step()
                 entry["seconds"] = self.seconds = time.perf_counter() - started
                 if self._evaluation_due(entry["examples"] - entry["batch"]) or self.finished:
+                    entry["drawn"], self.drawn = self.drawn, _empty_drawn()
                     entry["dev"] = self._evaluate()
                     self.seconds = time.perf_counter() - started
                 self._record(log, entry)
@@ -303,15 +344,18 @@ class Trainer:
         config = self.config
         start = time.perf_counter()
         pairs, batch = self.loader.next()
+        _count(self.drawn, pairs, self.source_of)
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(config, self.device):
+            distilled = self.distill.backward(self.step + 1) if self.distill else None
             loss = float(self.step_strategy.backward(batch, len(pairs)))  # the host waits here, at the end
         self.world.sum_gradients(self.model.encoder.parameters())
         if not math.isfinite(loss):
             last = checkpoints.newest(self.out / "checkpoints")
             raise TrainingDiverged(f"loss is {loss} at step {self.step + 1}; training stopped. The last good "
                                    f"checkpoint is {last or 'none (no checkpoint was written yet)'}")
+        penalty = self.l2sp.apply() if self.l2sp else None
         norm = (torch.nn.utils.clip_grad_norm_(self.model.encoder.parameters(), config.optim.max_grad_norm)
                 if config.optim.max_grad_norm else None)
         self.optimizer.step()
@@ -326,6 +370,10 @@ class Trainer:
                  "negatives": self.step_strategy.audit.mean()}
         if norm is not None:
             entry["grad_norm"] = float(norm)
+        if penalty is not None:
+            entry["l2sp"] = float(penalty)
+        if distilled is not None:
+            entry["distill"] = float(self.world.sum(distilled))
         return entry
 
     def _evaluate(self, known: dict | None = None) -> dict:

@@ -7,12 +7,13 @@ import random
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import polyir
 from polyir.comparison.grid import expand
 from polyir.config import CompareConfig, RetentionConfig
 from polyir.models.biencoder import BiEncoder
-from polyir.training import checkpoints
+from polyir.training import checkpoints, kept
 from polyir.training.retention import L2SP
 from tests.helpers import polyir as run
 from tests.test_train import log_of, write_config
@@ -137,3 +138,26 @@ def test_distillation_holds_the_untrained_languages_near_the_start(tiny_m2m100, 
                        retention={"distill": {"texts": {"swh_Latn": str(tmp_path / "missing.txt")}}})
     result = run("train", "--config", bad, "--quiet")
     assert result.returncode == 2 and "missing.txt" in result.stderr and not (tmp_path / "bad" / "model").exists()
+
+
+def test_lora_trains_only_adapters_and_saves_the_merged_model(tiny_m2m100, small_xquad, tmp_path):
+    """The base weights stay as they were, the adapters move; model/ is a plain model whose weights are
+    base + (alpha / r)·B·A, computed here from the checkpoint's adapters, and it embeds as the adapted model."""
+    config = write_config(tmp_path / "lora.yaml", tmp_path / "lora", tiny_m2m100, small_xquad,
+                          retention={"lora": {"rank": 4, "alpha": 8.0}},
+                          **{"optim.max_steps": 3, "optim.lr": 1e-2, "eval.every_steps": 3, "eval.at_start": False})
+    polyir.train(config, show_progress=False)
+    state = load_file(tmp_path / "lora" / "checkpoints" / "step-00000003" / "model.safetensors")
+    start = BiEncoder.from_pretrained(tiny_m2m100).backbone.state_dict()
+    bases = {k: v for k, v in state.items() if ".base_layer." in k}
+    assert bases and all(torch.equal(v, start[k.replace(".base_layer", "")]) for k, v in bases.items())
+    assert any(float(v.abs().max()) > 0 for k, v in state.items() if "lora_B" in k), "the adapters trained"
+    unadapted = [k for k in state if "lora_" not in k and ".base_layer." not in k and k in start]
+    assert all(torch.equal(state[k], start[k]) for k in unadapted)
+    saved = BiEncoder.from_pretrained(tmp_path / "lora" / "model")
+    assert not any("lora" in k for k in saved.backbone.state_dict())
+    key = "encoder.layers.0.self_attn.q_proj"
+    a, b = state[f"{key}.lora_A.default.weight"], state[f"{key}.lora_B.default.weight"]
+    expected = state[f"{key}.base_layer.weight"] + (8.0 / 4) * b @ a
+    assert torch.allclose(saved.backbone.state_dict()[f"{key}.weight"], expected, atol=1e-6)
+    assert kept.record_of(tmp_path / "lora" / "model")["step"] == 3

@@ -337,6 +337,20 @@ class DistillConfig(Strict):
     """Texts read per file at most (the first ones): the teacher's embeddings are computed once for all of them."""
 
 
+class LoRAConfig(Strict):
+    """Low-rank adapters on the encoder (peft): only they train, and the saved model has them merged in."""
+
+    rank: PositiveInt = 8
+    """r: the adapters' rank."""
+    alpha: PositiveFloat = 16.0
+    """The adapters' scale is alpha / rank."""
+    dropout: NonNegativeFloat = 0.0
+    """Dropout on the adapters' input."""
+    targets: list[str] | None = None
+    """Names of the linear modules that get adapters (default: peft's for the architecture: q_proj and v_proj for
+    M2M-100, query and value for BERT and XLM-R)."""
+
+
 class RetentionConfig(Strict):
     """What fine-tuning may not take from the starting model (training/retention.py): none by default."""
 
@@ -346,18 +360,22 @@ class RetentionConfig(Strict):
     distill: DistillConfig | None = None
     """Distillation from the frozen starting model: its embeddings of texts in languages training lacks, which the
     trained model is held to (a squared distance, weighted against InfoNCE)."""
+    lora: LoRAConfig | None = None
+    """Train low-rank adapters on the encoder instead of its weights (peft); saved merged."""
 
     @property
     def label(self) -> str:
-        """For tables: '' (none), l2sp(λ=0.01), distill(β=1), both joined by ' + '."""
+        """For tables: '' (none), l2sp(λ=0.01), distill(β=1), lora(r=8), joined by ' + '."""
         parts = [f"l2sp(λ={self.l2sp:g})" * bool(self.l2sp),
-                 f"distill(β={self.distill.weight:g})" if self.distill else ""]
+                 f"distill(β={self.distill.weight:g})" if self.distill else "",
+                 f"lora(r={self.lora.rank})" if self.lora else ""]
         return " + ".join(part for part in parts if part)
 
     @property
     def slug(self) -> str:
-        """For folder names: '' (none), l2sp0.01, distill1, l2sp0.01-distill1."""
-        parts = [f"l2sp{self.l2sp:g}" * bool(self.l2sp), f"distill{self.distill.weight:g}" if self.distill else ""]
+        """For folder names: '' (none), l2sp0.01, distill1, lora8, joined by '-'."""
+        parts = [f"l2sp{self.l2sp:g}" * bool(self.l2sp), f"distill{self.distill.weight:g}" if self.distill else "",
+                 f"lora{self.lora.rank}" if self.lora else ""]
         return "-".join(part for part in parts if part)
 
 

@@ -3,12 +3,13 @@ what it costs. (Also: `optim.freeze_embeddings`, and weight interpolation after 
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 
 import torch
 
-from polyir.config import DistillConfig
+from polyir.config import DistillConfig, LoRAConfig
 from polyir.distributed import World
 from polyir.errors import InputError
 from polyir.files import text_lines
@@ -96,3 +97,43 @@ class Distillation:
         loss = self.config.weight * (student - teacher).pow(2).sum() / len(chosen)
         loss.backward()
         return loss.detach()
+
+
+def attach_lora(model: BiEncoder, config: LoRAConfig) -> None:
+    """Low-rank adapters (LoRA, Hu et al. 2022, through peft) on the encoder's `targets`; every other encoder
+    weight is frozen, so training moves only the adapters' low-rank update.
+
+    Protects: the starting weights themselves, which stay as they were (the update is confined to a rank-r
+    subspace of the targeted matrices; how much that spares the languages training never shows is what the
+    comparison measures). Costs: the adapters' parameters and optimiser state (small), a little compute per pass;
+    the saved model has the adapters merged in (`merged`), so it loads and runs like any model."""
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    kind = getattr(getattr(model.encoder, "config", None), "model_type", None)
+    targets = config.targets or {"m2m_100": ["q_proj", "v_proj"]}.get(kind) or DEFAULTS.get(kind)  # M2M-100, NLLB
+    if not targets:
+        raise InputError(f"retention.lora: peft knows no default modules for a '{kind}' encoder; give "
+                         "retention.lora.targets (names of its linear layers)")
+    try:
+        inject_adapter_in_model(LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                                           target_modules=list(targets)), model.encoder)
+    except ValueError as error:
+        raise InputError(f"retention.lora: {error}") from None
+    for name, parameter in model.encoder.named_parameters():
+        parameter.requires_grad_("lora_" in name)
+
+
+def merged(model: BiEncoder) -> BiEncoder:
+    """A copy of `model` with every LoRA adapter merged into its base weight and removed: a plain model again."""
+    from peft.tuners.lora import LoraLayer
+
+    copied = copy.deepcopy(model)
+    copied.compute = None
+    for name, module in list(copied.encoder.named_modules()):
+        if isinstance(module, LoraLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = copied.encoder.get_submodule(parent_name) if parent_name else copied.encoder
+            setattr(parent, child, module.get_base_layer())
+    return copied

@@ -33,7 +33,7 @@ from polyir.training.loader import BatchLoader
 from polyir.training.loss import InfoNCE
 from polyir.training.memory import peak_memory_gib, reset_peak_memory
 from polyir.training.randomness import generator_states, restore_generator_states
-from polyir.training.retention import L2SP, Distillation
+from polyir.training.retention import L2SP, Distillation, attach_lora, merged
 from polyir.training.sampling import BatchSampler
 from polyir.training.steps import make_step
 
@@ -100,6 +100,8 @@ def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
     if config.model.inference_length:
         model.inference_lengths = dict.fromkeys(("max_query_length", "max_passage_length"),
                                                 config.model.inference_length)
+    if config.retention.lora:
+        attach_lora(model, config.retention.lora)
     if config.optim.freeze_embeddings:
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
     if config.precision == "bf16-weights":
@@ -300,7 +302,7 @@ class Trainer:
                 bar.update(1)
                 if main and (self.step % config.checkpoint.every_steps == 0 or self.finished):
                     if not self.dev and self.finished:  # without dev tasks, the kept model is the last one
-                        kept.stage(self.out, self.model, {"step": self.step})
+                        kept.stage(self.out, self._saveable(), {"step": self.step})
                     checkpoints.save(self.out / "checkpoints", self.step, self.model.backbone, self._state(),
                                      config.checkpoint.keep)
                     kept.promote(self.out)
@@ -389,8 +391,12 @@ class Trainer:
             if self.best is None or better(self.metric, score, self.best["score"]):
                 self.best = {"step": self.step, "score": score, "metric": config.eval.metric}
                 if self.world.main:
-                    kept.stage(self.out, self.model, self.best)
+                    kept.stage(self.out, self._saveable(), self.best)
         return summaries
+
+    def _saveable(self) -> BiEncoder:
+        """The model as it is saved: with LoRA adapters merged in, so that it loads like any model."""
+        return merged(self.model) if self.config.retention.lora else self.model
 
     def _tensorboard(self, entry: dict) -> None:
         for key in ("loss", "lr", "pairs_per_second", "peak_memory_gib", "grad_norm"):

@@ -259,13 +259,14 @@ def _aggregate(group: list[RunSummary]) -> StrategySummary:
 
 
 def _total_drawn(intervals: list[dict]) -> dict:
-    """The pairs a run drew, over its evaluation intervals: X-X, X-Y and per language (pair)."""
-    total: dict = {"xx": 0, "xy": 0, "languages": {}}
+    """The pairs a run drew, over its evaluation intervals: X-X, X-Y, per language (pair) and per source."""
+    total: dict = {"xx": 0, "xy": 0, "languages": {}, "sources": {}}
     for drawn in intervals:
         total["xx"] += drawn["xx"]
         total["xy"] += drawn["xy"]
-        for key, count in drawn["languages"].items():
-            total["languages"][key] = total["languages"].get(key, 0) + count
+        for part in ("languages", "sources"):
+            for key, count in drawn.get(part, {}).items():
+                total[part][key] = total[part].get(key, 0) + count
     return total if intervals else {}
 
 

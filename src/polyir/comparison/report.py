@@ -96,11 +96,12 @@ def _drawn_by_strategy(summary: Summary) -> dict[str, dict]:
     for run in summary.runs:
         if not run.drawn or not run.drawn["xx"] + run.drawn["xy"]:
             continue
-        total = out.setdefault(run.strategy, {"xx": 0, "xy": 0, "languages": {}})
+        total = out.setdefault(run.strategy, {"xx": 0, "xy": 0, "languages": {}, "sources": {}})
         total["xx"] += run.drawn["xx"]
         total["xy"] += run.drawn["xy"]
-        for key, count in run.drawn["languages"].items():
-            total["languages"][key] = total["languages"].get(key, 0) + count
+        for part in ("languages", "sources"):
+            for key, count in run.drawn.get(part, {}).items():
+                total[part][key] = total[part].get(key, 0) + count
     return out
 
 
@@ -199,8 +200,10 @@ def _markdown(config: CompareConfig, summary: Summary, plots: list[str], command
         for name, d in drawn.items():
             pairs = d["xx"] + d["xy"]
             top = sorted(d["languages"].items(), key=lambda item: -item[1])[:6]
+            sources = "; sources: " + ", ".join(f"{key} {count / pairs:.0%}" for key, count in d["sources"].items()) \
+                if d.get("sources") else ""
             lines.append(f"| {name} | {pairs} | {d['xx'] / pairs:.0%} | {d['xy'] / pairs:.0%} | "
-                         + ", ".join(f"{key} {count / pairs:.0%}" for key, count in top) + " |")
+                         + ", ".join(f"{key} {count / pairs:.0%}" for key, count in top) + sources + " |")
     lines += ["", "## Zero-shot quality (test tasks" + (", mean ± std over seeds)" if spread else ", one seed)"), ""]
     first = next(iter(s.strategies.values()))
     for task in first.test:

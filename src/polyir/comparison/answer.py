@@ -178,8 +178,9 @@ def _steps(summary: Summary, metric: str) -> str | None:
     """The step strategies ranked by test `metric` averaged over every sampler, test task and setting, each with
     the negatives per query it trained with; None when the grid compares one step strategy."""
     by_step: dict[str, list[str]] = {}
-    for name in summary.strategies:
-        by_step.setdefault(name.split(" + ", 1)[-1], []).append(name)
+    for name in summary.strategies:  # sampling + step (+ retention): grouped by the step alone
+        parts = name.split(" + ")
+        by_step.setdefault(parts[1] if len(parts) > 1 else parts[0], []).append(name)
     if len(by_step) < 2:
         return None
 
@@ -198,20 +199,24 @@ def _steps(summary: Summary, metric: str) -> str | None:
 
 
 def _interpolation(summary: Summary) -> str | None:
-    """Where interpolating with the starting model lands on the languages never trained on: each strategy's best
-    weight there, against the strategy as trained and the untrained model."""
+    """Where interpolating with the starting model lands, at each weight, on the languages never trained on and
+    on the trained ones, against the strategy as trained and the untrained model."""
     points = [p for p in summary.interpolation if p.unseen is not None]
     if not points:
         return None
-    start = next(p.unseen for p in points if p.weight == 0.0)
+    start = next(p for p in points if p.weight == 0.0)
     parts = []
     for name in dict.fromkeys(p.strategy for p in points):
-        curve = {p.weight: p for p in points if p.strategy == name}
-        top = max((w for w in curve if 0.0 < w), key=lambda w: curve[w].unseen)
-        gain = "" if curve[top].trained is None else f", trained languages {curve[top].trained:.4f}"
-        parts.append(f"{name} at w = {top:g} ({curve[top].unseen:.4f}{gain}; as trained {curve[1.0].unseen:.4f})")
-    return (f"Interpolation with the starting model, map on the languages never trained on (untrained {start:.4f}):"
-            f" " + "; ".join(parts) + ".")
+        curve = sorted((p for p in points if p.strategy == name and p.weight > 0.0), key=lambda p: p.weight)
+        parts.append(f"{name}: " + ", ".join(
+            ("as trained" if p.weight == 1.0 else f"w = {p.weight:g}") + f" {_pair(p.unseen, p.trained)}"
+            for p in curve))
+    return (f"Interpolation with the starting model (map per language, never trained on / trained; untrained "
+            f"{_pair(start.unseen, start.trained)}): " + "; ".join(parts) + ".")
+
+
+def _pair(unseen: float, trained: float | None) -> str:
+    return f"{unseen:.4f}" + ("" if trained is None else f" / {trained:.4f}")
 
 
 def _against_bm25(summary: Summary, metric: str) -> str | None:

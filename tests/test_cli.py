@@ -40,8 +40,8 @@ def test_version():
 
 def test_every_command_is_reached():
     assert {c[0] for c in ALL} == {"prepare", "evaluate", "train", "compare", "data", "benchmark", "results",
-                                  "translate", "config"}
-    assert len(ALL) == 15
+                                  "translate", "config", "merge"}
+    assert len(ALL) == 16
 
 
 @pytest.mark.parametrize("command", ALL, ids=" ".join)

@@ -6,7 +6,7 @@ data, whatever its language and wherever it comes from. In a batch the samplers 
 so the rule masks nothing there; a memory bank (ContAccum) may hold another language of the current example, or
 the same text from an earlier step, and those are masked (a translation is a false negative).
 
-Every embedding carries a row of `Meta`: its example (-1: a hard negative, of no example), its language, the
+Every embedding carries a meta row (`meta`): its example (-1: a hard negative, of no example), its language, the
 process that made it, and its age in optimiser steps (-1: made in this micro-step; 0 or more: banked, made that
 many optimiser steps ago). Ids are 56-bit hashes, the same in every process and after a resume."""
 
@@ -64,11 +64,10 @@ class Audit:
         fresh = ~banked & ~hard
         local = queries[:, RANK, None] == columns[None, :, RANK]
         same_language = queries[:, LANGUAGE, None] == columns[None, :, LANGUAGE]
-        ages = columns[:, AGE].clamp(min=0)[None, :].expand_as(kept)
         counts = [kept & fresh & local & same_language, kept & fresh & local & ~same_language,
                   kept & fresh & ~local, kept & banked]
-        values = [c.sum() for c in counts] + [(ages * (kept & banked)).sum(), (kept & hard).sum(),
-                                               (masked & counted).sum(), counted.sum()]
+        ages = ((kept & banked).sum(dim=0) * columns[:, AGE].clamp(min=0)).sum()  # per column first: no B × B ints
+        values = [c.sum() for c in counts] + [ages, (kept & hard).sum(), (masked & counted).sum(), counted.sum()]
         added = torch.stack(values).double()
         self.sums = added if self.sums is None else self.sums + added
 

@@ -233,6 +233,15 @@ def test_compare_rejects_a_bad_grid(tiny_m2m100, data_dir, tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir)
     assert result.returncode == 2 and "exactly one of budget" in result.stderr and "c.yaml" in result.stderr
+    for change, message in (({"test": {"interpolate": [0.5, 1.5]}}, "test.interpolate"),
+                            ({"grid": dict(GRID["grid"], retention=[{"l2sp": 0.1}, {"l2sp": 0.1}])},
+                             "the grid repeats a cell")):
+        config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),
+                      **change)
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+        result = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert not (tmp_path / "cmp").exists()
     for tasks, message in ((["miracle:sw"], "no task 'miracle' in the registry; did you mean miracl"),
                            (["flores-200:hau_Latn", "flores-200:yor_Latn"], "two test tasks share a name")):
         config = dict(GRID, output_dir=str(tmp_path / "cmp"), model=dict(GRID["model"], name_or_path=str(tiny_m2m100)),

@@ -94,9 +94,9 @@ def test_a_mixture_trains_and_logs_what_it_drew(tiny_m2m100, small_xquad, flores
                                                                  languages=["de", "en", "es", "swh_Latn"])
                        for pair in batch)
     assert logged == replayed and sum(logged.values()) == 32 and set(logged) == {"xquad.jsonl", "flores.jsonl"}
-    from polyir.comparison.analysis import _total_drawn  # what results.json and the report's table sum
+    from polyir.results import sum_drawn  # what results.json and the report's table sum
 
-    total = _total_drawn([e["drawn"] for e in log_of(tmp_path / "mix") if "drawn" in e])
+    total = sum_drawn([e["drawn"] for e in log_of(tmp_path / "mix") if "drawn" in e])
     assert total["sources"] == dict(replayed) and total["xy"] == 32
     bad = write_config(tmp_path / "bad.yaml", tmp_path / "bad", tiny_m2m100, small_xquad,
                        **{"data.train": [{"path": str(flores), "weight": 1.0}, {"path": str(xquad)}]})

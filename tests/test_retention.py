@@ -138,6 +138,15 @@ def test_distillation_holds_the_untrained_languages_near_the_start(tiny_m2m100, 
                        retention={"distill": {"texts": {"swh_Latn": str(tmp_path / "missing.txt")}}})
     result = run("train", "--config", bad, "--quiet")
     assert result.returncode == 2 and "missing.txt" in result.stderr and not (tmp_path / "bad" / "model").exists()
+    (tmp_path / "blank.txt").write_text("\n  \n")
+    (tmp_path / "latin1.txt").write_bytes("Habari\nCaf\xe9\n".encode("latin-1"))
+    for name, message in (("blank.txt", "no text in the file"), ("latin1.txt", "not UTF-8")):
+        bad = write_config(tmp_path / "bad.yaml", tmp_path / "bad", tiny_m2m100, small_xquad,
+                           retention={"distill": {"texts": {"swh_Latn": str(tmp_path / name)}}})
+        result = run("train", "--config", bad, "--quiet")
+        assert result.returncode == 2 and message in result.stderr and name in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "bad" / "model").exists()
+    assert ":2" in result.stderr or "line 2" in result.stderr, "the bad byte's line is named"
 
 
 def test_lora_trains_only_adapters_and_saves_the_merged_model(tiny_m2m100, small_xquad, tmp_path):
@@ -161,3 +170,8 @@ def test_lora_trains_only_adapters_and_saves_the_merged_model(tiny_m2m100, small
     expected = state[f"{key}.base_layer.weight"] + (8.0 / 4) * b @ a
     assert torch.allclose(saved.backbone.state_dict()[f"{key}.weight"], expected, atol=1e-6)
     assert kept.record_of(tmp_path / "lora" / "model")["step"] == 3
+    bad = write_config(tmp_path / "bad.yaml", tmp_path / "bad", tiny_m2m100, small_xquad,
+                       retention={"lora": {"targets": ["no_such_layer"]}})
+    result = run("train", "--config", bad, "--quiet")
+    assert result.returncode == 2 and "retention.lora" in result.stderr and "no_such_layer" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "bad" / "model").exists()

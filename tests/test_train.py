@@ -145,6 +145,13 @@ def test_diverging_loss_stops_with_the_last_good_checkpoint(tiny_m2m100, small_x
     ({"optim.lr": -1}, "optim.lr"),
     ({"eval.metric": "map"}, "eval.metric"),
     ({"bogus": 1}, "bogus"),
+    ({"step": {"strategy": "contaccum", "batch_size": 8, "micro_batch_size": 4}}, "step.bank_size is required"),
+    ({"step": {"strategy": "full", "batch_size": 8, "bank": "passages"}}, "are for strategy 'contaccum'"),
+    ({"data.temperature": 0}, "data.temperature"),
+    ({"model.inference_length": 0}, "model.inference_length"),
+    ({"retention": {"l2sp": -1}}, "retention.l2sp"),
+    ({"retention": {"lora": {"rank": 0}}}, "retention.lora.rank"),
+    ({"retention": {"distill": {"texts": {}}}}, "retention.distill.texts"),
 ])
 def test_bad_config_exits_2_naming_the_key(change, message, tiny_m2m100, small_xquad, tmp_path):
     config = write_config(tmp_path / "c.yaml", tmp_path / "run", tiny_m2m100, small_xquad, **change)

@@ -180,6 +180,19 @@ class Change(Record):
     p_holm: float = float("nan")
 
 
+def sum_drawn(parts: list[dict]) -> dict:
+    """`drawn` records (log.jsonl: pairs per evaluation interval; or per run) added up: X-X, X-Y, per language
+    (pair) and per source; {} for none."""
+    total: dict = {"xx": 0, "xy": 0, "languages": {}, "sources": {}}
+    for drawn in parts:
+        total["xx"] += drawn["xx"]
+        total["xy"] += drawn["xy"]
+        for part in ("languages", "sources"):
+            for key, count in drawn.get(part, {}).items():
+                total[part][key] = total[part].get(key, 0) + count
+    return total if parts else {}
+
+
 class InterpolationPoint(Record):
     """A strategy's kept model interpolated with the starting one, (1 − weight)·start + weight·trained (weight 0:
     the untrained model, 1: the strategy as trained): its test scores, mean over seeds."""

@@ -33,6 +33,7 @@ from polyir.results import (
     Untrained,
     best,
     better,
+    sum_drawn,
 )
 
 AXES = ("step", "examples", "seconds")
@@ -116,7 +117,7 @@ def summarise(config: CompareConfig, data: CompareDataConfig, results: list[Cell
             pairs_per_second=sum(e.pairs_per_second for e in steps) / max(1, len(steps)),
             peak_memory_gib=max((e.peak_memory_gib for e in steps), default=None),
             negatives=_mean_dict([e.negatives for e in steps if e.negatives]),
-            drawn=_total_drawn([e.drawn for e in r.log if e.drawn]),
+            drawn=sum_drawn([e.drawn for e in r.log if e.drawn]),
             test={task: evaluation.table.summary for task, evaluation in r.test.items()}))
     strategies = {name: _aggregate(group) for name, group in runs.items()}
     reference = next((name for name in strategies if name.startswith("hybrid")), next(iter(strategies)))
@@ -160,7 +161,7 @@ def changes_against(by_strategy: dict[str, list[CellResult]], untrained: Untrain
                         continue
                     differences = np.array([[run[q]["map"] - start[q]["map"] for q in queries] for run in runs])
                     mean, low, high, p = bootstrap_change(differences)
-                    seen = bool(known) and all(base_language(lang) in known for lang in key.split("->"))
+                    seen = bool(known) and trained_entry(key, known)
                     changes.append(Change(strategy=name, task=task, setting=setting, key=key, trained=seen,
                                           difference=mean, low=low, high=high, p=p))
     adjusted = holm([c.p for c in changes])
@@ -190,6 +191,12 @@ def _interpolation(by_strategy: dict[str, list[CellResult]], untrained: Untraine
     return points
 
 
+def trained_entry(key: str, known: set[str]) -> bool:
+    """Whether every language of a per-language entry (a language, or `x->y`) is among the `known` base
+    languages of training (eng_Latn is the trained en)."""
+    return all(base_language(lang) in known for lang in key.split("->"))
+
+
 def split_by_training(per_language: dict, name: str, trained: list[str]) -> tuple[float | None, float | None]:
     """Mean map per language of `name` over the entries whose languages were all trained on, and over those with
     a language never trained on (by base language: eng_Latn is the trained en); None where there are none, or the
@@ -201,8 +208,7 @@ def split_by_training(per_language: dict, name: str, trained: list[str]) -> tupl
     for settings in per_language.values():
         for setting in per_language_settings(settings):
             for key, by_strategy in settings[setting].items():
-                new = any(base_language(lang) not in known for lang in key.split("->"))
-                (unseen if new else seen).append(by_strategy[name])
+                (seen if trained_entry(key, known) else unseen).append(by_strategy[name])
     return (fmean(seen) if seen else None), (fmean(unseen) if unseen else None)
 
 
@@ -256,18 +262,6 @@ def _aggregate(group: list[RunSummary]) -> StrategySummary:
                            pairs_per_second=sum(r.pairs_per_second for r in group) / len(group),
                            peak_memory_gib=max((r.peak_memory_gib or 0.0) for r in group),
                            negatives=_mean_dict([r.negatives for r in group if r.negatives]), test=test)
-
-
-def _total_drawn(intervals: list[dict]) -> dict:
-    """The pairs a run drew, over its evaluation intervals: X-X, X-Y, per language (pair) and per source."""
-    total: dict = {"xx": 0, "xy": 0, "languages": {}, "sources": {}}
-    for drawn in intervals:
-        total["xx"] += drawn["xx"]
-        total["xy"] += drawn["xy"]
-        for part in ("languages", "sources"):
-            for key, count in drawn.get(part, {}).items():
-                total[part][key] = total[part].get(key, 0) + count
-    return total if intervals else {}
 
 
 def _mean_dict(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -68,7 +68,7 @@ def expand(config: CompareConfig) -> list[Cell]:
              for t in config.grid.step for seed in config.grid.seeds]
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
-        raise InputError("the grid repeats a cell; expected distinct sampling, step and seed entries")
+        raise InputError("the grid repeats a cell; expected distinct sampling, step, seed and retention entries")
     return cells
 
 

@@ -10,7 +10,7 @@ from polyir.comparison.analysis import per_language_settings
 from polyir.comparison.answer import ALPHA, answer, gain_and_loss, negatives_per_query, unseen_languages
 from polyir.config import CompareConfig
 from polyir.files import replace_together
-from polyir.results import Summary
+from polyir.results import Summary, sum_drawn
 
 
 def write(out: Path, config: CompareConfig, summary: Summary, command: str) -> Summary:
@@ -92,17 +92,11 @@ def _plots(folder: Path, summary: Summary) -> list[str]:
 
 def _drawn_by_strategy(summary: Summary) -> dict[str, dict]:
     """Each strategy's pairs drawn, summed over its runs (seeds)."""
-    out: dict[str, dict] = {}
+    runs: dict[str, list[dict]] = {}
     for run in summary.runs:
-        if not run.drawn or not run.drawn["xx"] + run.drawn["xy"]:
-            continue
-        total = out.setdefault(run.strategy, {"xx": 0, "xy": 0, "languages": {}, "sources": {}})
-        total["xx"] += run.drawn["xx"]
-        total["xy"] += run.drawn["xy"]
-        for part in ("languages", "sources"):
-            for key, count in run.drawn.get(part, {}).items():
-                total[part][key] = total[part].get(key, 0) + count
-    return out
+        if run.drawn and run.drawn["xx"] + run.drawn["xy"]:
+            runs.setdefault(run.strategy, []).append(run.drawn)
+    return {name: sum_drawn(parts) for name, parts in runs.items()}
 
 
 def _frontier(folder: Path, summary: Summary, colours: dict, plt) -> str:

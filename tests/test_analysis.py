@@ -105,11 +105,13 @@ def test_embedded_default_comparison_is_valid():
 def test_every_shipped_config_validates():
     from pathlib import Path
 
+    import yaml
+
     from polyir.config import TrainConfig
 
     folder = Path(__file__).resolve().parents[1] / "configs"
     for path in sorted(folder.glob("*.yaml")):
-        loader = TrainConfig.load if path.name.startswith("train-") else CompareConfig.load
+        loader = CompareConfig.load if "grid" in yaml.safe_load(path.read_text()) else TrainConfig.load
         config = loader(path)
         assert config.model.name_or_path, path
         if isinstance(config, CompareConfig):

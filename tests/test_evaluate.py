@@ -89,6 +89,28 @@ def test_m2m100_evaluation_writes_every_setting(xquad_eval, tiny_m2m100, tmp_pat
     assert lines[0].split()[1] == "Q0" and lines[0].split()[3] == "1" and "multi" in result.stdout
 
 
+def test_folders_that_share_a_name_are_named_by_their_parents(xquad_eval, tiny_m2m100, data_dir, tmp_path):
+    """`prepare lareqa` and `prepare bitext --train` both write OUT/eval/: evaluated together, each keeps its
+    results (xq-eval, flores-eval), where one used to overwrite the other; names that still clash exit 2."""
+    from polyir.data import task_names
+    from polyir.errors import InputError
+
+    flores = tmp_path / "flores"
+    assert polyir("prepare", "bitext", data_dir / "flores-sib200", flores, "--pivot", "eng_Latn", "--langs",
+                  "eng_Latn,swh_Latn", "--train", "--holdout", "0.1").returncode == 0
+    result = polyir("evaluate", "--model", tiny_m2m100, "--task", xquad_eval, "--task", flores / "eval", "--out",
+                    tmp_path / "E", "--depth", "10", "--quiet")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "E" / "metrics.json").read_text())
+    assert set(metrics) == {"xq-eval", "flores-eval"}
+    assert set(metrics["xq-eval"]["summary"]) == {"mono", "cross", "multi"}
+    assert set(metrics["flores-eval"]["summary"]) == {"cross"}
+    assert sorted(p.name for p in (tmp_path / "E" / "runs").iterdir()) == ["flores-eval.trec", "xq-eval.trec"]
+    assert task_names([tmp_path / "a", tmp_path / "b"]) == ["a", "b"]
+    with pytest.raises(InputError, match="two task folders share a name"):
+        task_names([tmp_path / "x" / "eval", tmp_path / "y" / "x" / "eval"])
+
+
 def test_monolingual_folder_takes_the_language_from_the_cli(tmp_path, tiny_m2m100, data_dir):
     folder = tmp_path / "mono"
     (folder / "qrels").mkdir(parents=True)

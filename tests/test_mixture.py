@@ -72,6 +72,11 @@ def test_one_code_per_language_across_sources(small_xquad, flores_pairs, tmp_pat
         read_mixture([TrainSource(path=flores_pairs), TrainSource(path=flores_pairs)])
     with pytest.raises(ValueError, match="on every source, or on none"):
         DataConfig(train=[{"path": "a", "weight": 1}, {"path": "b"}])
+    # data.languages may name a language by any of its codes: eng_Latn is the mixture's en, sw its swh_Latn
+    sampler = BatchSampler(mixture.examples, 8, "xy", languages=["eng_Latn", "sw"], seed=0)
+    assert sampler.languages == ["en", "swh_Latn"]
+    with pytest.raises(InputError, match="data.languages: yo not in the training data"):
+        BatchSampler(mixture.examples, 8, "xy", languages=["en", "yo"], seed=0)
 
 
 def test_a_mixture_trains_and_logs_what_it_drew(tiny_m2m100, small_xquad, flores_pairs, tmp_path):

@@ -363,6 +363,12 @@ def test_prepare_bitext_train_writes_parallel_examples_and_held_out_lines(data_d
     assert all(set(e.query) == {"eng_Latn", "swh_Latn", "hau_Latn"} and e.query == e.positive for e in examples)
     trained = {e.query["swh_Latn"] for e in examples}
     assert not trained & {q.text for q in held_out.queries if q.lang == "swh_Latn"}
+    # the training lines again as a line-aligned folder: distillation texts that are no test line
+    assert (out / "train-lines" / "swh_Latn.txt").read_text(encoding="utf-8").splitlines() == [
+        e.query["swh_Latn"] for e in examples]
+    assert (out / "train-lines" / "ids.txt").read_text().split() == [e.id for e in examples]
+    assert sorted(p.name for p in (out / "train-lines").iterdir()) == [
+        "eng_Latn.txt", "hau_Latn.txt", "ids.txt", "swh_Latn.txt"]
 
 
 def test_compare_builds_translated_sets_once_and_names_languages_never_trained(english_beir, tiny_m2m100,

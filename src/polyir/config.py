@@ -160,7 +160,8 @@ class DataConfig(TrainData):
     mixture, a list of sources {path, weight}, whose language codes are made one per language (en and eng_Latn
     are one)."""
     languages: list[str] | None = None
-    """Training languages (default: every language in the data); the others stay zero-shot."""
+    """Training languages (default: every language in the data), by any of their codes (en or eng_Latn); the others
+    stay zero-shot."""
     dev: list[Path] = Field(default_factory=list)
     """BEIR folders evaluated during training: the dev curve, and the kept model."""
     dev_lang: str | None = None
@@ -455,7 +456,7 @@ class CompareDataConfig(TrainData):
     train: Path | list[TrainSource] | None = Field(default=None, union_mode="left_to_right")
     """train.jsonl of parallel examples, or a mixture of sources {path, weight} (as in `polyir train`)."""
     languages: list[str] | None = None
-    """Training languages; the others are zero-shot."""
+    """Training languages, by any of their codes (en or eng_Latn); the others are zero-shot."""
     dev: list[Path] = Field(default_factory=list)
     """BEIR folders of the dev curve."""
     test: list[Path] = Field(default_factory=list)

@@ -49,7 +49,7 @@ def evaluate(
     Without --task: XQuAD-R, every article and language (LAReQA), from --data-dir or downloaded."""
     import torch
 
-    from polyir.data import read_beir
+    from polyir.data import read_tasks
     from polyir.evaluation import evaluate_task
     from polyir.files import atomic_dir
     from polyir.models.biencoder import BiEncoder
@@ -62,10 +62,7 @@ def evaluate(
     source = model_source(model)
     check_output(out, [*(task or []), *([data_dir] if data_dir else []), *([source] if source else [])])
     device = resolve_device(device)
-    tasks = [read_beir(folder, split, lang) for folder in task] if task else [default_task(data_dir)]
-    names = [t.name for t in tasks]
-    if len(set(names)) != len(names):
-        raise InputError(f"two tasks share a folder name ({', '.join(names)}); expected distinct names")
+    tasks = read_tasks(task, split, lang) if task else [default_task(data_dir)]
     overrides = {"query_prefix": query_prefix, "passage_prefix": passage_prefix,
                  "max_query_length": max_query_length, "max_passage_length": max_passage_length}
     if lang_map:

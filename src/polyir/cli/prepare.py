@@ -50,8 +50,10 @@ def prepare_bitext(
     pivot: Annotated[str, typer.Option(help="Language of the corpus; queries are the other languages.")],
     langs: Annotated[str | None, typer.Option(help="Comma-separated languages (default: every file).")] = None,
     pooled: Annotated[bool, typer.Option("--pooled", help="Corpus of every language instead of the pivot.")] = False,
-    train: Annotated[bool, typer.Option("--train", help="Write OUT/train.jsonl (each line a parallel example) and, "
-                                                        "with --holdout, OUT/eval/ from the other lines.")] = False,
+    train: Annotated[bool, typer.Option("--train", help="Write OUT/train.jsonl (each line a parallel example), "
+                                                        "OUT/train-lines/ (the same lines as <code>.txt files: "
+                                                        "distillation texts that are no test line) and, with "
+                                                        "--holdout, OUT/eval/ from the other lines.")] = False,
     holdout: Annotated[float, typer.Option(help="With --train: share of lines held out for OUT/eval/.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the line split.")] = 0,
     overwrite: Overwrite = False,
@@ -59,7 +61,7 @@ def prepare_bitext(
     """Line-aligned translations → a BEIR folder for bitext retrieval (query in X, its translation relevant), or
     with --train parallel training examples from them (and a held-out BEIR folder)."""
     from polyir.data import write_beir, write_train
-    from polyir.data.bitext import aligned_task, bitext_examples, bitext_task, read_bitext
+    from polyir.data.bitext import aligned_task, bitext_examples, bitext_task, read_bitext, write_lines
     from polyir.data.lareqa import split_articles
     from polyir.files import atomic_dir
 
@@ -72,6 +74,7 @@ def prepare_bitext(
         kept, held_out = split_articles(len(ids), holdout, seed)
         with atomic_dir(out_dir, overwrite) as staging:
             write_train(bitext_examples(ids, texts, kept), staging / "train.jsonl")
+            write_lines(ids, texts, kept, staging / "train-lines")
             if held_out:
                 (staging / "eval").mkdir()
                 write_beir(aligned_task(ids, texts, pivot, pooled, "eval", held_out), staging / "eval")

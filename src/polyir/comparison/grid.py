@@ -25,7 +25,7 @@ from polyir.config import (
     StepConfig,
     TrainConfig,
 )
-from polyir.data import read_beir, write_beir, write_train
+from polyir.data import read_tasks, write_beir, write_train
 from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.errors import InputError
@@ -198,9 +198,8 @@ def cell_fingerprint(config: CompareConfig, train: TrainConfig, data: CompareDat
 
 
 def _test(model, config: CompareConfig, data: CompareDataConfig) -> dict:
-    return {path.name: evaluate_task(model, read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang),
-                                     config.test.depth,
-                                     config.eval.batch_size, show_progress=False) for path in data.test}
+    return {task.name: evaluate_task(model, task, config.test.depth, config.eval.batch_size, show_progress=False)
+            for task in read_tasks(data.test, lang=data.dev_lang, splits=data.test_splits)}
 
 
 def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = False) -> Untrained:
@@ -217,9 +216,9 @@ def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = F
     def evaluate() -> Untrained:
         model = BiEncoder.from_pretrained(config.model.name_or_path, **config.model.encoder_settings())
         model.to("cuda" if torch.cuda.is_available() else "cpu")
-        dev = {path.name: evaluate_task(model, read_beir(path, lang=data.dev_lang), config.eval.depth,
-                                        config.eval.batch_size, show_progress=False).table.summary
-               for path in data.dev}
+        dev = {task.name: evaluate_task(model, task, config.eval.depth, config.eval.batch_size,
+                                        show_progress=False).table.summary
+               for task in read_tasks(data.dev, lang=data.dev_lang)}
         return Untrained(dev=dev, test=_test(model, config, data))
 
     return _once(folder, provenance.fingerprint(settings, inputs), "the untrained model's scores", redo, evaluate)
@@ -316,13 +315,13 @@ def run_interpolations(config: CompareConfig, cell: Cell, data: CompareDataConfi
 def validate(config: CompareConfig, data: CompareDataConfig, cells: list[Cell]) -> None:
     """What can be checked before the first step: the test tasks read, every cell's batches can be drawn from
     the training data, the dev tasks can give the dev metric, and no dev or test query is a training query."""
-    tests = {path: read_beir(path, data.test_splits.get(path.name, "test"), data.dev_lang) for path in data.test}
+    tests = dict(zip(data.test, read_tasks(data.test, lang=data.dev_lang, splits=data.test_splits)))
     mixture = read_mixture(data.sources(), data.temperature)
     examples = mixture.examples
     for cell in cells:
         BatchSampler.of(examples, cell.sampling, cell.step.batch_size, data.languages, cell.seed, mixture.sources,
                         mixture.probabilities)
-    devs = {path: read_beir(path, lang=data.dev_lang) for path in data.dev}
+    devs = dict(zip(data.dev, read_tasks(data.dev, lang=data.dev_lang)))
     check_metric(list(devs.values()), config.eval.metric)
     if not data.allow_overlap:
         refuse_overlap(examples, {**devs, **tests}, "data.allow_overlap")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from polyir.data.records import Document, Query, RetrievalTask
@@ -115,6 +116,27 @@ def read_beir(folder: str | Path, split: str = "test", lang: str | None = None) 
     queries = read_queries(folder / "queries.jsonl", lang)
     qrels = read_qrels(folder / "qrels" / f"{split}.tsv", {q.id for q in queries}, {d.id for d in corpus})
     return RetrievalTask(folder.name, corpus, queries, qrels)
+
+
+def task_names(folders: list[Path]) -> list[str]:
+    """Each BEIR folder's task name: its folder name, or parent-name where folders share a name (data/xquad/eval
+    and data/flores/eval, as `prepare` writes them: xquad-eval and flores-eval), so that results keyed by task
+    never overwrite each other. Folders that would still share a name are refused."""
+    folders = [Path(folder) for folder in folders]
+    names = [folder.name for folder in folders]
+    names = [f"{folder.parent.name}-{folder.name}" if names.count(folder.name) > 1 else folder.name
+             for folder in folders]
+    if len(set(names)) < len(names):
+        raise InputError(f"two task folders share a name ({', '.join(map(str, folders))}); expected folders that "
+                         "differ in their name or their parent folder's")
+    return names
+
+
+def read_tasks(folders: list[Path], split: str = "test", lang: str | None = None,
+               splits: dict[str, str] | None = None) -> list[RetrievalTask]:
+    """`read_beir` of each folder, named by `task_names`; `splits`: folder name -> qrels split, where not `split`."""
+    return [replace(read_beir(folder, (splits or {}).get(Path(folder).name, split), lang), name=name)
+            for folder, name in zip(folders, task_names(folders))]
 
 
 def write_beir(task: RetrievalTask, folder: Path, split: str = "test") -> None:

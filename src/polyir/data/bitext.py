@@ -82,3 +82,12 @@ def bitext_examples(ids: list[str], texts: dict[str, list[str]], lines: list[int
     trains); an X-X pair is the sentence itself and teaches nothing, so sample these with xy or hybrid."""
     return [ParallelExample(ids[n], {lang: rows[n] for lang, rows in texts.items()},
                             {lang: rows[n] for lang, rows in texts.items()}) for n in lines]
+
+
+def write_lines(ids: list[str], texts: dict[str, list[str]], lines: list[int], folder: Path) -> None:
+    """Those `lines` of `texts` as a line-aligned folder again (`<code>.txt`, `ids.txt`): the training share's
+    sentences, e.g. distillation texts (`retention.distill.texts`) that are not the held-out test lines."""
+    folder.mkdir()
+    files = {f"{lang}.txt": rows for lang, rows in texts.items()} | {IDS_FILE: ids}
+    for name, rows in files.items():
+        (folder / name).write_text("".join(f"{rows[n]}\n" for n in lines), encoding="utf-8")

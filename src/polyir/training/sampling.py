@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from polyir.config import SamplingConfig, SamplingName, Weighting
 from polyir.data.records import ParallelExample
 from polyir.errors import InputError
+from polyir.languages import language_key
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class BatchSampler:
             raise InputError(f"sampling.alpha must lie in [0, 1], got {alpha}")
         self.batch_size, self.strategy, self.alpha, self.weighting, self.seed = (
             batch_size, strategy, alpha, weighting, seed)
-        wanted = set(languages) if languages else None
         present = sorted({lang for e in examples for lang in e.languages})
+        code_of = {language_key(lang): lang for lang in present}  # any code of a language names it: en, eng_Latn
+        wanted = {code_of.get(language_key(lang), lang) for lang in languages} if languages else None
         if wanted and not wanted <= set(present):
             raise InputError(f"data.languages: {', '.join(sorted(wanted - set(present)))} not in the training data "
                              f"(its languages: {', '.join(present)})")

@@ -17,7 +17,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from polyir import guard, provenance
 from polyir.config import TrainConfig
-from polyir.data import read_beir
+from polyir.data import read_tasks
 from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.distributed import init_world
@@ -113,7 +113,7 @@ def _model(config: TrainConfig, device: torch.device) -> BiEncoder:
 
 def _dev_tasks(config: TrainConfig) -> list:
     """The dev tasks, checked against the dev metric's setting."""
-    tasks = [read_beir(folder, lang=config.data.dev_lang) for folder in config.data.dev]
+    tasks = read_tasks(config.data.dev, lang=config.data.dev_lang)
     check_metric(tasks, config.eval.metric)
     return tasks
 

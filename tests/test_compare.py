@@ -304,6 +304,8 @@ def test_interpolation_with_the_starting_model_draws_a_curve_per_strategy(tiny_m
     report = (out / "report.md").read_text()
     assert "## Interpolation with the starting model" in report and f"| {name} | 0.5 | " in report
     assert any(line.startswith("Interpolation with the starting model") for line in results["answer"])
+    unseen = next(line for line in results["answer"] if line.startswith("On the languages never trained on"))
+    assert ", then " in unseen and ", last " not in unseen  # two strategies: the second is not named twice
     stamp = (cell / "interpolated-0.5" / "result.json").stat().st_mtime_ns
     again = polyir("compare", "--config", tmp_path / "c.yaml", "--data-dir", data_dir, "--quiet")
     assert again.returncode == 0 and (cell / "interpolated-0.5" / "result.json").stat().st_mtime_ns == stamp

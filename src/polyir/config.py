@@ -278,7 +278,8 @@ class OptimConfig(Strict):
     max_seconds: PositiveFloat | None = None
     """Also stop after this much training time (evaluation and checkpoints excluded)."""
     temperature: PositiveFloat = 0.05
-    """InfoNCE's temperature: similarities are divided by it."""
+    """InfoNCE's temperature: similarities are divided by it. Fine-tuning a model already trained as a retriever,
+    use its own (0.01 for multilingual-e5): another rebuilds its similarity scale, and monolingual ranking pays."""
     symmetric: bool = False
     """Add the passage-to-query direction to the loss."""
     max_grad_norm: PositiveFloat | None = 1.0

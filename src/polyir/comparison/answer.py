@@ -76,8 +76,8 @@ def _best(summary: Summary, task: str, setting: str, metric: str) -> str:
         text += f"; against the reference {summary.reference}: {t.difference:+.4f} per query (p = {t.p:.3g})"
     elif best == summary.reference and tests:
         closest = min(tests, key=lambda name: abs(tests[name].difference))
-        text += f"; the reference itself, {closest} the closest ({tests[closest].difference:+.4f}, p = " \
-                f"{tests[closest].p:.3g})"
+        text += f"; it is the reference, and {closest} is the closest to it ({tests[closest].difference:+.4f} per " \
+                f"query, p = {tests[closest].p:.3g})"
     return text + "."
 
 
@@ -117,7 +117,9 @@ def _zero_shot(summary: Summary) -> str | None:
     text = (f"On the languages never trained on ({', '.join(sorted(unseen))}; {count} per-language entries): best "
             f"{ranked[0]} (mean map {means[ranked[0]]:.4f})")
     if len(ranked) > 1:
-        text += f", then {ranked[1]} ({means[ranked[1]]:.4f}), last {ranked[-1]} ({means[ranked[-1]]:.4f})"
+        text += f", then {ranked[1]} ({means[ranked[1]]:.4f})"
+    if len(ranked) > 2:
+        text += f", last {ranked[-1]} ({means[ranked[-1]]:.4f})"
     return text + "."
 
 

@@ -1,0 +1,75 @@
+"""configs/retain.yaml, the recipe that does no harm: it runs from a checkout's root after the README's two
+prepare commands, trains on what it says and never on what it tests, and it is the very cell bench/retain.yaml
+measured."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from polyir.comparison.grid import expand, train_config
+from polyir.config import CompareConfig, TrainConfig
+from polyir.data import read_beir, read_train
+from tests.helpers import polyir
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE, MEASURED = ROOT / "configs" / "retain.yaml", ROOT / "bench" / "retain.yaml"
+
+
+def prepare(data_dir: Path, root: Path) -> None:
+    """The README's two commands, run in `root` on `data_dir` (../shared/data, or the bundled sample)."""
+    for command in (("lareqa", data_dir / "xquad-r", "data/xquad", "--holdout", "0.25"),
+                    ("bitext", data_dir / "flores-sib200", "data/flores", "--pivot", "eng_Latn", "--train",
+                     "--holdout", "0.5")):
+        result = polyir("prepare", *command, cwd=root)
+        assert result.returncode == 0, result.stderr
+
+
+def test_the_recipe_runs_from_the_root_after_the_readme_commands(data_dir, tmp_path):
+    """The shipped file, shortened to 2 steps and 8 distillation texts a language, on the bundled sample."""
+    prepare(data_dir, tmp_path)
+    config = yaml.safe_load(RECIPE.read_text())
+    config["optim"].update(max_steps=2, max_examples=64, warmup_steps=1)
+    config["retention"]["distill"]["max_texts"] = 8
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "retain.yaml").write_text(yaml.safe_dump(config))
+    result = polyir("train", "--config", "configs/retain.yaml", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / config["output_dir"]
+    assert (run / "model" / "model.safetensors").is_file()
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    drawn = [entry["drawn"] for entry in log if entry.get("drawn")][-1]
+    assert set(drawn["sources"]) <= {"data/xquad/train.jsonl", "data/flores/train.jsonl"} and drawn["sources"]
+    never = {"el", "vi", "tel_Telu", "ben_Beng", "te", "bn"}  # the zero-shot languages: neither trained nor held
+    assert not never & {lang for key in drawn["languages"] for lang in key.split("->")}
+    assert not never & set(config["retention"]["distill"]["texts"])
+    assert any(entry.get("distill") for entry in log), "the distillation loss is logged"
+
+
+def test_distillation_and_training_never_read_a_test_line(data_dir, tmp_path):
+    """The distillation texts and the FLORES training pairs are the lines `prepare bitext --train` kept for
+    training, none of the held-out lines the recipe is tested on."""
+    prepare(data_dir, tmp_path)
+    config = TrainConfig.load(RECIPE)
+    tested = {q.text for q in read_beir(tmp_path / "data" / "flores" / "eval").queries}
+    tested |= {d.text for d in read_beir(tmp_path / "data" / "flores" / "eval").corpus}
+    for lang, path in config.retention.distill.texts.items():
+        lines = (tmp_path / path).read_text(encoding="utf-8").splitlines()
+        assert lines and not tested & set(lines), lang
+    trained = {text for e in read_train(tmp_path / "data" / "flores" / "train.jsonl") for text in e.query.values()}
+    assert not tested & trained
+
+
+def test_the_recipe_is_the_measured_cell():
+    """bench/retain.yaml's retained cell trains exactly what configs/retain.yaml trains (but where it writes, and
+    its one dev evaluation after the last step): the figures in bench/RESULTS.md are the recipe's."""
+    recipe = TrainConfig.load(RECIPE)
+    measured = CompareConfig.load(MEASURED)
+    cells = [cell for cell in expand(measured) if cell.retention == recipe.retention]
+    assert len(cells) == 1
+    cell = train_config(measured, cells[0], measured.data)
+    assert cell.eval.at_start is False and cell.eval.every_examples == cell.optim.max_examples  # last model kept
+    ignored = {"output_dir": True, "eval": True, "checkpoint": True, "data": {"dev"}}
+    assert cell.model_dump(exclude=ignored) == recipe.model_dump(exclude=ignored)

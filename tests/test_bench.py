@@ -95,3 +95,17 @@ def test_eval_bench_search_reports_time_memory_and_the_score():
     assert result.returncode == 0, result.stderr[-3000:]
     row = json.loads(result.stdout)
     assert row["seconds"] > 0 and 0 < row["multi_map"] <= 1
+
+
+def test_against_start_reads_a_model_against_itself_as_no_change(tiny_m2m100, small_xquad):
+    """bench/against_start.py: a model against itself changes nothing in any entry, and says so."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "against_start.py"), "--start", str(tiny_m2m100),
+                             "--model", str(tiny_m2m100), "--task", str(small_xquad / "eval"), "--never", "ru"],
+                            capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith(f"| {tiny_m2m100} |")]
+    start = next(line for line in result.stdout.splitlines() if line.startswith(f"| {tiny_m2m100} (start) |"))
+    assert len(rows) == 1 and rows[0].split(" | ")[1:4] == start.split(" | ")[1:4]  # the same map in every setting
+    entries = 4 + 4 * 3 + 4  # mono and multi per language, cross per language pair
+    assert f"| 0 of {entries} (0; 0) |" in rows[0] and "+0.0000 [+0.0000, +0.0000]" in rows[0]
+    assert rows[0].endswith("| +0.0000 (8) |")  # ru: mono, multi, and the 6 cross pairs with ru on one side

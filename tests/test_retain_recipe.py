@@ -28,11 +28,10 @@ def prepare(data_dir: Path, root: Path) -> None:
 
 
 def test_the_recipe_runs_from_the_root_after_the_readme_commands(data_dir, tmp_path):
-    """The shipped file, shortened to 2 steps and 8 distillation texts a language, on the bundled sample."""
+    """The shipped file, shortened to 2 steps, on the bundled sample."""
     prepare(data_dir, tmp_path)
     config = yaml.safe_load(RECIPE.read_text())
     config["optim"].update(max_steps=2, max_examples=64, warmup_steps=1)
-    config["retention"]["distill"]["max_texts"] = 8
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "retain.yaml").write_text(yaml.safe_dump(config))
     result = polyir("train", "--config", "configs/retain.yaml", "--quiet", cwd=tmp_path)
@@ -42,24 +41,30 @@ def test_the_recipe_runs_from_the_root_after_the_readme_commands(data_dir, tmp_p
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     drawn = [entry["drawn"] for entry in log if entry.get("drawn")][-1]
     assert set(drawn["sources"]) <= {"data/xquad/train.jsonl", "data/flores/train.jsonl"} and drawn["sources"]
-    never = {"el", "vi", "tel_Telu", "ben_Beng", "te", "bn"}  # the zero-shot languages: neither trained nor held
+    never = {"el", "vi", "tel_Telu", "ben_Beng", "te", "bn"}  # the zero-shot languages of the bundled sample
     assert not never & {lang for key in drawn["languages"] for lang in key.split("->")}
-    assert not never & set(config["retention"]["distill"]["texts"])
-    assert any(entry.get("distill") for entry in log), "the distillation loss is logged"
+    saved = json.loads((run / "model" / "polyir_config.json").read_text())
+    assert saved["max_passage_length"] == 512 and saved["training"]["max_passage_length"] == 48
 
 
-def test_distillation_and_training_never_read_a_test_line(data_dir, tmp_path):
-    """The distillation texts and the FLORES training pairs are the lines `prepare bitext --train` kept for
-    training, none of the held-out lines the recipe is tested on."""
+def test_training_never_reads_a_test_line(data_dir, tmp_path):
+    """The recipe's training files hold none of the held-out articles' questions and sentences nor the held-out
+    FLORES lines it is tested on (and the distillation texts bench/retain.yaml measured beside it neither)."""
     prepare(data_dir, tmp_path)
     config = TrainConfig.load(RECIPE)
-    tested = {q.text for q in read_beir(tmp_path / "data" / "flores" / "eval").queries}
-    tested |= {d.text for d in read_beir(tmp_path / "data" / "flores" / "eval").corpus}
-    for lang, path in config.retention.distill.texts.items():
-        lines = (tmp_path / path).read_text(encoding="utf-8").splitlines()
-        assert lines and not tested & set(lines), lang
-    trained = {text for e in read_train(tmp_path / "data" / "flores" / "train.jsonl") for text in e.query.values()}
-    assert not tested & trained
+    tested = set()
+    for source in config.data.train:
+        test = read_beir((tmp_path / source.path).parent / "eval")
+        tested |= {q.text for q in test.queries} | {d.text for d in test.corpus}
+    for source in config.data.train:
+        trained = {text for e in read_train(tmp_path / source.path) for side in (e.query, e.positive)
+                   for text in side.values()}
+        assert trained and not tested & trained, source.path
+    measured = CompareConfig.load(MEASURED)
+    for retention in measured.grid.retention:
+        for path in (retention.distill.texts.values() if retention.distill else []):
+            lines = set((tmp_path / path).read_text(encoding="utf-8").splitlines())
+            assert lines and not tested & lines, path
 
 
 def test_the_recipe_is_the_measured_cell():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 from statistics import fmean
 
 import ir_measures
@@ -107,6 +108,8 @@ def test_folders_that_share_a_name_are_named_by_their_parents(xquad_eval, tiny_m
     assert set(metrics["flores-eval"]["summary"]) == {"cross"}
     assert sorted(p.name for p in (tmp_path / "E" / "runs").iterdir()) == ["flores-eval.trec", "xq-eval.trec"]
     assert task_names([tmp_path / "a", tmp_path / "b"]) == ["a", "b"]
+    # a relative folder is named by the folder it lies in, not by an empty or '..' parent
+    assert task_names([Path("eval"), Path("../eval")]) == [f"{Path.cwd().name}-eval", f"{Path.cwd().parent.name}-eval"]
     with pytest.raises(InputError, match="two task folders share a name"):
         task_names([tmp_path / "x" / "eval", tmp_path / "y" / "x" / "eval"])
 

@@ -124,7 +124,7 @@ def task_names(folders: list[Path]) -> list[str]:
     never overwrite each other. Folders that would still share a name are refused."""
     folders = [Path(folder) for folder in folders]
     names = [folder.name for folder in folders]
-    names = [f"{folder.parent.name}-{folder.name}" if names.count(folder.name) > 1 else folder.name
+    names = [f"{folder.resolve().parent.name}-{folder.name}" if names.count(folder.name) > 1 else folder.name
              for folder in folders]
     if len(set(names)) < len(names):
         raise InputError(f"two task folders share a name ({', '.join(map(str, folders))}); expected folders that "

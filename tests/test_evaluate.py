@@ -107,6 +107,21 @@ def test_folders_that_share_a_name_are_named_by_their_parents(xquad_eval, tiny_m
     assert set(metrics["xq-eval"]["summary"]) == {"mono", "cross", "multi"}
     assert set(metrics["flores-eval"]["summary"]) == {"cross"}
     assert sorted(p.name for p in (tmp_path / "E" / "runs").iterdir()) == ["flores-eval.trec", "xq-eval.trec"]
+    clash = polyir("evaluate", "--model", tiny_m2m100, "--task", xquad_eval, "--task", tmp_path / "xq" / "eval",
+                   "--out", tmp_path / "E2", "--quiet")
+    assert clash.returncode == 2 and "two task folders share a name" in clash.stderr
+    assert "Traceback" not in clash.stderr and not (tmp_path / "E2").exists()
+    # the names results are keyed by are part of what a run is reused for: the same files under another name are not
+    import shutil
+
+    from polyir.config import TrainConfig
+    from polyir.training.trainer import run_fingerprint
+
+    shutil.copytree(flores / "eval", flores / "dev")
+    settings = {"output_dir": tmp_path / "run", "model": {"name_or_path": str(tiny_m2m100)}}
+    fingerprints = [run_fingerprint(TrainConfig(**settings, data={"train": flores / "train.jsonl", "dev": dev}))
+                    for dev in ([xquad_eval, flores / "eval"], [xquad_eval, flores / "dev"])]
+    assert fingerprints[0]["inputs"] == fingerprints[1]["inputs"] and fingerprints[0] != fingerprints[1]
     assert task_names([tmp_path / "a", tmp_path / "b"]) == ["a", "b"]
     # a relative folder is named by the folder it lies in, not by an empty or '..' parent
     assert task_names([Path("eval"), Path("../eval")]) == [f"{Path.cwd().name}-eval", f"{Path.cwd().parent.name}-eval"]

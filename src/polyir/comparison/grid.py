@@ -25,7 +25,7 @@ from polyir.config import (
     StepConfig,
     TrainConfig,
 )
-from polyir.data import read_tasks, write_beir, write_train
+from polyir.data import read_tasks, task_names, write_beir, write_train
 from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.errors import InputError
@@ -144,7 +144,7 @@ def _with_named_tests(config: CompareConfig, data: CompareDataConfig, data_dir: 
     found, missing = gather(specs, Path(data_dir) if data_dir is not None else None)
     for spec, message in missing.items():
         log.warning("test task %s skipped: %s", spec, message)
-    names = [path.name for path in data.test] + [named.folder.name for named in found]
+    names = task_names(data.test) + [named.folder.name for named in found]
     if len(set(names)) != len(names):
         raise InputError(f"two test tasks share a name ({', '.join(names)}); expected distinct tasks")
     return data.model_copy(update={"test": [*data.test, *(named.folder for named in found)],
@@ -193,8 +193,13 @@ def train_config(config: CompareConfig, cell: Cell, data: CompareDataConfig) -> 
 
 def cell_fingerprint(config: CompareConfig, train: TrainConfig, data: CompareDataConfig) -> dict:
     """A cell's run fingerprint with what its result.json also depends on: the test tasks and their depth."""
-    return run_fingerprint(train, {"test": {"depth": config.test.depth}},
+    return run_fingerprint(train, {"test": _test_settings(config, data)},
                            {f"data.test[{i}]": path for i, path in enumerate(data.test)})
+
+
+def _test_settings(config: CompareConfig, data: CompareDataConfig) -> dict:
+    """What every test result depends on but the tasks' files: the depth, and the names results are keyed by."""
+    return {"depth": config.test.depth, "tasks": task_names(data.test)}
 
 
 def _test(model, config: CompareConfig, data: CompareDataConfig) -> dict:
@@ -207,7 +212,7 @@ def run_untrained(config: CompareConfig, data: CompareDataConfig, redo: bool = F
     cell's step 0, and the row each strategy is read against in the report."""
     folder = Path(config.output_dir) / "untrained"
     settings = {"model": config.model.model_dump(mode="json"), "eval": {"depth": config.eval.depth},
-                "test": {"depth": config.test.depth}, "dev_lang": data.dev_lang}
+                "test": _test_settings(config, data), "dev_tasks": task_names(data.dev), "dev_lang": data.dev_lang}
     model_folder = Path(resolve_model_path(config.model.name_or_path))
     inputs = {**{f"data.dev[{i}]": path for i, path in enumerate(data.dev)},
               **{f"data.test[{i}]": path for i, path in enumerate(data.test)},
@@ -231,7 +236,7 @@ def run_lexical(config: CompareConfig, data: CompareDataConfig, redo: bool = Fal
     from polyir.evaluation.lexical import BM25
 
     lexical = BM25()
-    expected = provenance.fingerprint({"bm25": lexical.revision, "test": {"depth": config.test.depth},
+    expected = provenance.fingerprint({"bm25": lexical.revision, "test": _test_settings(config, data),
                                        "dev_lang": data.dev_lang},
                                       {f"data.test[{i}]": path for i, path in enumerate(data.test)})
     return _once(Path(config.output_dir) / "bm25", expected, "BM25's scores", redo,

@@ -17,7 +17,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from polyir import guard, provenance
 from polyir.config import TrainConfig
-from polyir.data import read_tasks
+from polyir.data import read_tasks, task_names
 from polyir.data.mixture import read_mixture
 from polyir.data.overlap import refuse_overlap
 from polyir.distributed import init_world
@@ -51,6 +51,7 @@ def run_fingerprint(config: TrainConfig, settings: dict | None = None, inputs: d
     values = config.model_dump(mode="json", exclude={"output_dir": True, "checkpoint": True, "eval": {"batch_size"},
                                                      "data": {"train", "dev", "allow_overlap"}})
     values["model"] = config.model.model_dump(mode="json", exclude_unset=True)  # what the user set
+    values["data"]["dev_tasks"] = task_names(config.data.dev)  # the names its dev results are keyed by
     sources = config.data.sources()
     train = {"data.train": sources[0].path} if isinstance(config.data.train, Path) else \
         {f"data.train[{i}]": source.path for i, source in enumerate(sources)}

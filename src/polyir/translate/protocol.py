@@ -11,6 +11,7 @@ import torch
 
 from polyir import provenance
 from polyir.config import CompareConfig, CompareDataConfig, TranslateConfig, TranslatedSet
+from polyir.data import task_names
 from polyir.errors import InputError
 from polyir.translate.backends import Generation, auto_precision, model_revision
 from polyir.translate.job import JobSettings
@@ -64,7 +65,7 @@ def with_translations(config: CompareConfig, data: CompareDataConfig, data_dir: 
     tests = [_build(config, spec, "test", data_dir, redo, show_progress) for spec in translate.test]
     said += [f"test collection {path.name} from {spec.source} translated by {spec.model} ({spec.what})"
              for path, spec in zip(tests, translate.test)]
-    names = [path.name for path in [*data.test, *tests]]
+    names = task_names(data.test) + [path.name for path in tests]
     if len(set(names)) != len(names):
         raise InputError(f"two test tasks share a name ({', '.join(names)}); give translate.test[].name")
     update["test"] = [*data.test, *tests]
